@@ -1,0 +1,71 @@
+"""A short, deterministic description of an inventory for people (the ``~/describe`` text).
+
+Sentences: the room extent, object counts by class, up to three closest pairs of
+objects (closest-point distances between their boxes), and the first object seen.
+The same inventory always gives the same text (objects are ordered by class and
+position before anything is chosen).
+"""
+
+from __future__ import annotations
+
+from spatial_ttt_ros.reasoning.inventory import Inventory
+from spatial_ttt_ros.reasoning.solvers import closest_box_distance, plural
+
+MAX_RELATIONS = 3
+NEXT_TO_M = 0.5  # closer than this reads as "next to"
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def describe(inventory: Inventory) -> str:
+    sentences: list[str] = []
+    room = inventory.room
+    if room is not None:
+        span = room.max_xy - room.min_xy
+        sentences.append(
+            f"The space seen so far covers about {room.area_m2:.1f} square metres "
+            f"({span[0]:.1f} m by {span[1]:.1f} m)."
+        )
+    else:
+        sentences.append("I have no extent of the room yet.")
+
+    objects = sorted(inventory.objects, key=lambda o: (o.label, *(round(float(v), 3) for v in o.center)))
+    if not objects:
+        sentences.append("I have not seen any objects yet.")
+        return " ".join(sentences)
+
+    counts: dict[str, int] = {}
+    for obj in objects:
+        counts[obj.label] = counts.get(obj.label, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{n} {plural(label, n)}" if n > 1 else f"a {label}" for label, n in ordered]
+    total = len(objects)
+    sentences.append(f"I have seen {total} object{'s' if total != 1 else ''}: {_join(parts)}.")
+
+    pairs = []
+    for i in range(len(objects)):
+        for j in range(i + 1, len(objects)):
+            pairs.append((round(closest_box_distance(objects[i], objects[j]), 6), i, j))
+    pairs.sort()
+    relations = []
+    for dist, i, j in pairs[:MAX_RELATIONS]:
+        a, b = objects[i].label, objects[j].label
+        if a == b:
+            a, b = f"one {a}", f"another {b}"
+        else:
+            a, b = f"the {a}", f"the {b}"
+        if dist < NEXT_TO_M:
+            relations.append(f"{a} is next to {b} ({dist:.2f} m)")
+        else:
+            relations.append(f"{a} is {dist:.1f} m from {b}")
+    if relations:
+        text = _join(relations)
+        sentences.append(text[0].upper() + text[1:] + ".")
+
+    first = min(objects, key=lambda o: (o.first_seen, o.label))
+    sentences.append(f"The first object seen was the {first.label}, {first.first_seen:.1f} s into the stream.")
+    return " ".join(sentences)
