@@ -260,7 +260,7 @@ def _free_rel_direction_variant(tail: str) -> str:
     if "back" in tail or "behind" in tail:
         return "medium"
     if "left" in tail or "right" in tail:
-        return "easy" if "of" in tail else "medium"
+        return "easy"  # a left-or-right question wants one of two answers, as easy does
     return "hard"  # "where is the sofa": the most informative answer
 
 
