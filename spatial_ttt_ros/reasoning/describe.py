@@ -8,6 +8,8 @@ position before anything is chosen).
 
 from __future__ import annotations
 
+import numpy as np
+
 from spatial_ttt_ros.reasoning.inventory import Inventory
 from spatial_ttt_ros.reasoning.solvers import closest_box_distance, plural
 
@@ -19,6 +21,30 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _closest_pairs(objects: list, k: int) -> list[tuple[float, int, int]]:
+    """The k closest object pairs as (distance, i, j), exact box distances.
+
+    Bounding-circle gaps (centre distance minus both half-diagonals) are lower bounds
+    of the box distance, so pairs are checked in that order and the search stops once
+    the bound passes the k-th best exact distance: a scene of many objects stays fast.
+    """
+    n = len(objects)
+    if n < 2:
+        return []
+    centers = np.array([o.center for o in objects])
+    radii = np.array([0.5 * float(np.linalg.norm(o.size)) for o in objects])
+    i_idx, j_idx = np.triu_indices(n, k=1)
+    bounds = np.maximum(np.linalg.norm(centers[i_idx] - centers[j_idx], axis=1) - radii[i_idx] - radii[j_idx], 0.0)
+    best: list[tuple[float, int, int]] = []
+    for p in np.lexsort((j_idx, i_idx, bounds)):
+        if len(best) >= k and bounds[p] > best[k - 1][0]:
+            break
+        i, j = int(i_idx[p]), int(j_idx[p])
+        best.append((round(closest_box_distance(objects[i], objects[j]), 6), i, j))
+        best.sort()
+    return best[:k]
 
 
 def describe(inventory: Inventory) -> str:
@@ -46,11 +72,7 @@ def describe(inventory: Inventory) -> str:
     total = len(objects)
     sentences.append(f"I have seen {total} object{'s' if total != 1 else ''}: {_join(parts)}.")
 
-    pairs = []
-    for i in range(len(objects)):
-        for j in range(i + 1, len(objects)):
-            pairs.append((round(closest_box_distance(objects[i], objects[j]), 6), i, j))
-    pairs.sort()
+    pairs = _closest_pairs(objects, MAX_RELATIONS)
     relations = []
     for dist, i, j in pairs[:MAX_RELATIONS]:
         a, b = objects[i].label, objects[j].label

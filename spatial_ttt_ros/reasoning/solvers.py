@@ -105,11 +105,16 @@ def _polygons_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
-def _point_segment_distance(p: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> float:
-    seg = s1 - s0
-    denom = float(seg @ seg)
-    t = 0.0 if denom == 0.0 else min(1.0, max(0.0, float((p - s0) @ seg) / denom))
-    return float(np.linalg.norm(p - (s0 + t * seg)))
+def _points_to_segments(points: np.ndarray, poly: np.ndarray) -> float:
+    """Smallest distance from any of ``points`` (N, 2) to any edge of ``poly`` (M, 2)."""
+    s0 = poly
+    seg = np.roll(poly, -1, axis=0) - poly  # (M, 2) edge vectors
+    rel = points[:, None, :] - s0[None, :, :]  # (N, M, 2)
+    length2 = np.einsum("md,md->m", seg, seg)
+    t = np.einsum("nmd,md->nm", rel, seg) / np.where(length2 > 0.0, length2, 1.0)
+    t = np.clip(t, 0.0, 1.0)
+    nearest = s0[None, :, :] + t[..., None] * seg[None, :, :]
+    return float(np.sqrt(((points[:, None, :] - nearest) ** 2).sum(axis=-1)).min())
 
 
 def polygon_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,12 +125,7 @@ def polygon_distance(a: np.ndarray, b: np.ndarray) -> float:
     """
     if _polygons_overlap(a, b):
         return 0.0
-    best = math.inf
-    for p_set, q_set in ((a, b), (b, a)):
-        for p in p_set:
-            for i in range(len(q_set)):
-                best = min(best, _point_segment_distance(p, q_set[i], q_set[(i + 1) % len(q_set)]))
-    return best
+    return min(_points_to_segments(a, b), _points_to_segments(b, a))
 
 
 def vertical_gap(a: InventoryObject, b: InventoryObject) -> float:
