@@ -188,7 +188,8 @@ def lift_detections_ex(
        width is the object's larger image extent converted to metres at d*
        (a proxy for its depth extent), clipped to ``depth_band`` (m).
     4. The inliers are back-projected to the world; the centre and size come from
-       their trimmed (5..95 percentile) extents on world x, y, z.
+       their trimmed (5..95 percentile) extents on world x, y, z (plus one pixel's
+       footprint at d*, since samples sit at pixel centres).
 
     Fewer than ``min_valid_pixels`` valid pixels (in the core or among the inliers)
     skips the detection. Sizes describe the visible surface: along the viewing
@@ -251,6 +252,9 @@ def lift_detections_ex(
         pc = np.stack([(xs + x0 - cx) / fx * d, (ys + y0 - cy) / fy * d, d], axis=1)
         pw = pc @ R.T + t
         centre, size = robust_extent(pw)
+        # Points sit at pixel centres; each pixel covers d/f metres, so the surface
+        # reaches half a pixel beyond the outermost samples on each side.
+        size = size + np.abs(R) @ np.array([d_star / fx, d_star / fy, 0.0])
         extras: dict = {
             "box_xyxy": np.asarray(det.box_xyxy, dtype=np.float64).copy(),
             "depth": d_star,

@@ -51,12 +51,13 @@ import numpy as np
 
 from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
 from spatial_ttt_ros.frames import CameraFrame, ObjectObservation
-from spatial_ttt_ros.perception.lifting import pixel_rays, project_world_box, valid_depth_mask
+from spatial_ttt_ros.perception.lifting import pixel_rays, valid_depth_mask
 
 N_CLASSES = len(CLASSES)
 N_LABELS = N_CLASSES + 1  # label ids 0..N_CLASSES (0 = none)
 TIME_SCALE = 0.01  # token time = seconds since stream start * TIME_SCALE
 MIN_LOG_SIZE = 0.01  # m, floor before the log
+_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
 
 
 def _fields(spec: list[tuple[str, int]]) -> tuple[dict[str, slice], int]:
@@ -188,6 +189,7 @@ class Tokenizer:
                 "cell_id": cell_id,
                 "counts": counts,
                 "cell_rays": rays,
+                "buf": np.empty((h, w, 5), dtype=np.float32),
             }
             self._cache_key = key
         return self._cache
@@ -196,7 +198,10 @@ class Tokenizer:
         # Separable block reduction: reduce rows within each row band, then columns.
         return ufunc.reduceat(ufunc.reduceat(a, lay["row_starts"], axis=0), lay["col_starts"], axis=1)
 
-    def _label_image(self, frame: CameraFrame, observations: list[ObjectObservation]) -> np.ndarray | None:
+    def _label_image(
+        self, frame: CameraFrame, observations: list[ObjectObservation], R: np.ndarray, tw: np.ndarray
+    ) -> np.ndarray | None:
+        """(H, W) int class ids for the class histogram, or None (no source)."""
         use_labels = self.histogram_source == "labels" or (
             self.histogram_source == "auto" and frame.labels is not None
         )
@@ -207,23 +212,43 @@ class Tokenizer:
             # Ids outside the vocabulary count as "none".
             return np.where((lab >= 0) & (lab <= N_CLASSES), lab, 0)
         shape = frame.depth.shape
+        h, w = shape
         lab = np.zeros(shape, dtype=np.int64)
         # Paint low scores first so that higher-scoring objects win overlaps.
-        for obs in sorted(observations, key=lambda o: o.score):
-            cid = CLASS_TO_ID.get(obs.label)
-            if cid is None:
-                continue
-            mask = obs.extras.get("mask") if obs.extras else None
+        ranked = [o for o in sorted(observations, key=lambda o: o.score) if o.label in CLASS_TO_ID]
+        boxes: list[np.ndarray | None] = []
+        to_project: list[int] = []
+        for i, o in enumerate(ranked):
+            box = o.extras.get("box_xyxy") if o.extras else None
+            boxes.append(None if box is None else np.asarray(box, dtype=np.float64))
+            mask = o.extras.get("mask") if o.extras else None
+            if box is None and (mask is None or np.shape(mask) != shape):
+                to_project.append(i)
+        if to_project:
+            # World axis-aligned boxes -> image boxes, all at once (the noise model's
+            # output and false positives carry no 2D box).
+            c = np.array([ranked[i].center for i in to_project], dtype=np.float64)
+            half = 0.5 * np.array([ranked[i].size for i in to_project], dtype=np.float64)
+            corners = c[:, None, :] + _CORNER_SIGNS[None] * half[:, None, :]
+            pc = (corners - tw.astype(np.float64)) @ R.astype(np.float64)  # R^T (p - t)
+            K = frame.K
+            in_front = np.all(pc[..., 2] > 0.1, axis=1)
+            z = np.where(pc[..., 2] > 0.1, pc[..., 2], 1.0)
+            u = K[0, 0] * pc[..., 0] / z + K[0, 2]
+            v = K[1, 1] * pc[..., 1] / z + K[1, 2]
+            proj = np.stack([u.min(1), v.min(1), u.max(1), v.max(1)], axis=1)
+            for j, i in enumerate(to_project):
+                boxes[i] = proj[j] if in_front[j] else None
+        for o, box in zip(ranked, boxes):
+            cid = CLASS_TO_ID[o.label]
+            mask = o.extras.get("mask") if o.extras else None
             if mask is not None and np.shape(mask) == shape:
                 lab[np.asarray(mask, dtype=bool)] = cid
                 continue
-            box = obs.extras.get("box_xyxy") if obs.extras else None
-            if box is None:
-                box = project_world_box(obs.center, obs.size, frame.K, frame.T_world_cam, shape)
-            if box is None:
+            if box is None or not np.all(np.isfinite(box)):
                 continue
-            x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
-            x1, y1 = int(min(shape[1], np.ceil(box[2]))), int(min(shape[0], np.ceil(box[3])))
+            x0, y0 = int(np.clip(np.floor(box[0]), 0, w)), int(np.clip(np.floor(box[1]), 0, h))
+            x1, y1 = int(np.clip(np.ceil(box[2]), 0, w)), int(np.clip(np.ceil(box[3]), 0, h))
             if x1 > x0 and y1 > y0:
                 lab[y0:y1, x0:x1] = cid
         return lab
@@ -256,18 +281,23 @@ class Tokenizer:
         tw = T[:3, 3].astype(np.float32)
 
         valid = valid_depth_mask(depth)
-        d = np.where(valid, depth, 0.0).astype(np.float32)
+        # Per-pixel channels written into a cached (H, W, 5) buffer: world offset from
+        # the camera (x, y, z), depth, valid. Invalid pixels are all-zero, so plain sums
+        # over a cell are sums over its valid pixels.
+        buf = lay["buf"]
+        d = buf[..., 3]
+        np.copyto(d, depth)
+        d[~valid] = 0.0
+        buf[..., 4] = valid
         rays = lay["rays"]
-        # World points; invalid pixels become the camera centre but carry zero weight.
         xc = rays[..., 0] * d
         yc = rays[..., 1] * d
-        wx = R[0, 0] * xc + R[0, 1] * yc + R[0, 2] * d
-        wy = R[1, 0] * xc + R[1, 1] * yc + R[1, 2] * d
-        wz = R[2, 0] * xc + R[2, 1] * yc + R[2, 2] * d
-        vf = valid.astype(np.float32)
-
-        stack = np.stack([wx, wy, wz, d, vf], axis=-1)  # invalid pixels are all-zero apart from nothing
-        sums = self._cell_reduce(np.add, stack, lay)  # (gh, gw, 5)
+        for i in range(3):
+            np.multiply(xc, R[i, 0], out=buf[..., i])
+            buf[..., i] += R[i, 1] * yc
+            buf[..., i] += R[i, 2] * d
+        wz = buf[..., 2]
+        sums = self._cell_reduce(np.add, buf, lay)  # (gh, gw, 5)
         n_valid = sums[..., 4]
         safe_n = np.maximum(n_valid, 1.0)
         has = n_valid > 0
@@ -287,7 +317,7 @@ class Tokenizer:
         geo[..., GEO_FIELDS["z_max"]] = np.where(has, zmax, 0.0)[..., None]
         geo[..., GEO_FIELDS["ray_dir"]] = lay["cell_rays"] @ T[:3, :3].T
 
-        lab = self._label_image(frame, observations)
+        lab = self._label_image(frame, observations, R, tw)
         if lab is not None:
             hist = np.bincount(
                 (lay["cell_id"] * N_LABELS + lab).ravel(), minlength=gh * gw * N_LABELS
