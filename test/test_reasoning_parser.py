@@ -99,6 +99,8 @@ FREE_FORM = [
     ("how many chairs", "object_counting", "", ["chair"]),
     ("How many couches are there?", "object_counting", "", ["sofa"]),
     ("count the lamps", "object_counting", "", ["lamp"]),
+    ("how many tables in the kitchen?", "object_counting", "", ["table"]),
+    ("How many potted plants have you seen so far?", "object_counting", "", ["potted plant"]),
     ("how far is the sofa from the tv", "object_abs_distance", "", ["sofa", "tv"]),
     ("How far apart are the fridge and the microwave?", "object_abs_distance", "", ["refrigerator", "microwave"]),
     ("what is the distance between the bed and the lamp?", "object_abs_distance", "", ["bed", "lamp"]),

@@ -177,7 +177,7 @@ _FREE_ROOM = re.compile(
     re.I,
 )
 _FREE_COUNT = re.compile(
-    r"^(?:how many (.+?)(?:\s+(?:are there|are in (?:the|this) room|can you see|do you see|did you see|have you seen|have you found)\b.*)?"
+    r"^(?:how many (.+?)(?:\s+(?:are|is|were|was|do|did|does|have|has|can|could|in|on|near|around)\b.*)?"
     r"|count (?:the |all )?(.+?)|(?:what is )?the number of (.+?)(?:\s+in (?:the|this) room)?)$",
     re.I,
 )
