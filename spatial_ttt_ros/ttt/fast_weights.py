@@ -93,7 +93,8 @@ def newton_schulz5(g: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
 
 def row_renorm(w: Tensor, target_norm: Tensor, eps: float = 1e-6) -> Tensor:
     """Rescale each row (last dim) of w to target_norm ([..., rows, 1], broadcast over batch)."""
-    return w / (w.norm(dim=-1, keepdim=True) + eps) * target_norm
+    # clamp, not add: a row already at its norm (e.g. a zero-lr step) stays exactly as is
+    return w * (target_norm / w.norm(dim=-1, keepdim=True).clamp_min(eps))
 
 
 def fast_dtype(model_dtype: torch.dtype) -> torch.dtype:
