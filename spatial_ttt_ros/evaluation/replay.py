@@ -1,0 +1,328 @@
+"""Offline replay: read a bag and drive the spatial memory directly, no ROS.
+
+Deterministic (same bag, questions and method -> same answers) and as fast as the
+CPU allows. Questions without a ``time`` are asked after the last frame; a question
+with ``time`` t (seconds since the stream's first frame, as VSI-SUPER asks streaming
+questions) is asked once every frame up to stream time t has been processed, i.e.
+before the first frame later than t. The live mode (``live.py``) follows the same
+schedule through the node, so the two can be compared answer by answer.
+
+Both modes return an ``EvalResult`` that ``report.py`` turns into files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from spatial_ttt_ros.evaluation.bag_reader import BagInfo, BagReader, BagTopics
+from spatial_ttt_ros.evaluation.metrics import score_record
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class EvalConfig:
+    bag: Path
+    qa: Path
+    out: Path
+    method: str = "ttt"
+    detector: str = "labels"  # "labels" (label image topic) or "onnx"
+    model_path: Path | None = None  # ONNX detector
+    class_names: Path | None = None  # the detector's class list, one name per line
+    checkpoint: Path | None = None  # memory model checkpoint (None: the shipped one)
+    live: bool = False
+    rate_scale: float = 1.0  # live: 2.0 plays twice as fast as recorded
+    max_frames: int | None = None
+    topics: BagTopics = field(default_factory=BagTopics)
+    progress: bool = True
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["topics"] = asdict(self.topics)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+@dataclass
+class QuestionResult:
+    record: dict
+    asked_at: float  # stream time (s since first frame) of the memory state asked
+    frames_seen: int  # frames written into the memory when asked
+    answer: dict | None  # task, text, value, unit, option, choice, confidence, positions
+    prediction: Any  # what was scored: option letter, number, or None
+    score: float
+    latency_ms: float
+    error: str = ""  # why it could not be answered ("" when answered)
+
+
+@dataclass
+class FrameTiming:
+    index: int
+    stamp: float
+    ms: dict[str, float]  # stage -> milliseconds
+    state_bytes: int
+
+
+@dataclass
+class EvalResult:
+    mode: str  # "offline" or "live"
+    config: dict
+    bag: BagInfo
+    questions: list[QuestionResult]
+    frames: list[FrameTiming]
+    record_errors: list[str]  # bad question records, skipped
+    wall_s: float  # whole replay including question answering
+    process_s: float  # time spent in the memory pipeline (offline) / playing (live)
+    dropped_frames: int = 0
+    frames_published: int = 0
+    inventory: dict | None = None  # final inventory (JSON form)
+    checkpoint: str | None = None
+    model_checksum: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def answer_to_dict(answer) -> dict:
+    return {
+        "task": answer.task,
+        "text": answer.text,
+        "value": None if not math.isfinite(answer.value) else float(answer.value),
+        "unit": answer.unit,
+        "option": answer.option,
+        "choice": answer.choice,
+        "confidence": float(answer.confidence),
+        "positions": [
+            {"label": p.label, "position": [round(float(v), 4) for v in p.position]} for p in answer.positions
+        ],
+    }
+
+
+def prediction_of(answer: dict | None) -> Any:
+    """The value the metric compares with ground truth: the option letter or the number."""
+    if answer is None:
+        return None
+    if answer.get("option"):
+        return answer["option"]
+    v = answer.get("value")
+    return float("nan") if v is None else v
+
+
+def score(record: dict, answer: dict | None) -> tuple[Any, float]:
+    pred = prediction_of(answer)
+    if pred is None:
+        return None, 0.0
+    return pred, float(score_record(record, pred))
+
+
+def schedule(records: list[dict], start_stamp: float, stamps: list[float]) -> dict[int, list[dict]]:
+    """Frame count after which each record is asked: {n_frames_processed: [records]}.
+
+    A record with time t is asked once all frames with stamp - start <= t are in;
+    without time (or past the end), after the last frame."""
+    n = len(stamps)
+    rel = np.asarray(stamps, dtype=np.float64) - start_stamp
+    out: dict[int, list[dict]] = {}
+    for r in records:
+        t = r.get("time")
+        k = n if t is None else int(np.searchsorted(rel, float(t) + 1e-9, side="right"))
+        out.setdefault(min(max(k, 0), n), []).append(r)
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sha256_file(path: Path | None) -> str | None:
+    if path is None or not Path(path).is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_checkpoint(method: str, checkpoint: Path | None) -> Path | None:
+    """The model file a method loads (None for baselines without weights)."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    if method.strip().lower() == "object_map":
+        return None
+    from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT
+
+    return Path(DEFAULT_CHECKPOINT)
+
+
+class _Timed:
+    """Delegates everything to ``inner`` and records how long calls of ``method`` take
+    into ``sink[stage]`` (ms); used to split a frame's time into its stages without
+    changing the pipeline."""
+
+    def __init__(self, inner, method: str, stage: str, sink: dict) -> None:
+        self.__dict__.update(_inner=inner, _method=method, _stage=stage, _sink=sink)
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return attr(*a, **kw)
+            finally:
+                self._sink[self._stage] = self._sink.get(self._stage, 0.0) + (time.perf_counter() - t0) * 1e3
+
+        return timed
+
+    def __setattr__(self, name, value):
+        setattr(self._inner, name, value)
+
+
+def default_class_names(model_path: Path | None) -> Path | None:
+    """coco_classes.txt beside the model, as the node assumes when none is given."""
+    if model_path is None:
+        return None
+    cand = Path(model_path).with_name("coco_classes.txt")
+    return cand if cand.is_file() else None
+
+
+def build_pipeline(cfg: EvalConfig, stage_ms: dict | None = None):
+    """SpatialMemoryPipeline for the configured method and detector; with ``stage_ms``
+    the front-end (and ONNX detector) and memory writes are timed into it."""
+    from spatial_ttt_ros.memory.front_end import FrontEnd
+    from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, make_memory
+
+    if cfg.detector == "onnx":
+        if cfg.model_path is None:
+            raise ValueError("--detector onnx needs --model-path (and --class-names unless coco_classes.txt is beside it)")
+        names = cfg.class_names or default_class_names(cfg.model_path)
+        if names is None:
+            raise ValueError(f"--detector onnx needs --class-names: no coco_classes.txt beside {cfg.model_path}")
+        front_end = FrontEnd(source="detector", model_path=cfg.model_path, class_names=names)
+    elif cfg.detector == "labels":
+        front_end = FrontEnd(source="labels")
+    else:
+        raise ValueError(f"unknown detector {cfg.detector!r}: use labels or onnx")
+    memory = make_memory(cfg.method, checkpoint=cfg.checkpoint)
+    if stage_ms is not None:
+        if front_end.detector is not None:
+            front_end.detector = _Timed(front_end.detector, "detect", "detect", stage_ms)
+        front_end = _Timed(front_end, "process", "front_end", stage_ms)
+        memory = _Timed(memory, "observe", "observe", stage_ms)
+    return SpatialMemoryPipeline(front_end, memory)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    # stderr, and silent for short runs so test logs stay readable
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled or total < 50, file=sys.stderr)
+
+
+def ask_pipeline(pipeline, record: dict) -> tuple[dict | None, str, float]:
+    """Ask one record; returns (answer dict or None, error, ms)."""
+    from spatial_ttt_ros.reasoning.answer import QuestionError
+
+    t0 = time.perf_counter()
+    try:
+        ans = pipeline.ask(record["question"], record.get("options") or [])
+        out, err = answer_to_dict(ans), ""
+    except QuestionError as exc:
+        out, err = None, str(exc)
+    return out, err, (time.perf_counter() - t0) * 1e3
+
+
+def run_offline(
+    cfg: EvalConfig,
+    records: list[dict],
+    record_errors: list[str] | None = None,
+    pipeline=None,
+    on_frame: Callable[[int], None] | None = None,
+) -> EvalResult:
+    reader = BagReader(
+        cfg.bag, cfg.topics, use_labels=cfg.detector == "labels", max_frames=cfg.max_frames
+    )
+    stage_ms: dict[str, float] = {}
+    pipeline = pipeline if pipeline is not None else build_pipeline(cfg, stage_ms)
+    stamps = [p["stamp"] for p in reader._plan]
+    start = stamps[0]
+    when = schedule(records, start, stamps)
+    memory = getattr(pipeline, "memory", None)
+    results: list[QuestionResult] = []
+    timings: list[FrameTiming] = []
+
+    def ask_due(k: int, stamp: float) -> None:
+        for r in when.get(k, []):
+            ans, err, ms = ask_pipeline(pipeline, r)
+            pred, sc = score(r, ans)
+            results.append(QuestionResult(r, round(stamp - start, 6), k, ans, pred, sc, ms, err))
+
+    t_wall = time.perf_counter()
+    t_proc = 0.0
+    ask_due(0, start)
+    bar = _progress(len(reader), f"{cfg.method} offline", cfg.progress)
+    frames = iter(reader)
+    k = 0
+    stamp = start
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        t_read = time.perf_counter() - t0
+        if frame is None:
+            break
+        stage_ms.clear()
+        t1 = time.perf_counter()
+        pipeline.process(frame)
+        t_done = time.perf_counter()
+        t_proc += t_done - t1
+        k += 1
+        stamp = frame.stamp
+        ms = {"read": t_read * 1e3, "process": (t_done - t1) * 1e3}
+        ms.update(stage_ms)  # front_end (detect, lift, tokenise), detect (ONNX), observe (memory write)
+        sb = int(memory.state_bytes()) if memory is not None else 0
+        timings.append(FrameTiming(frame.frame_index, frame.stamp, ms, sb))
+        ask_due(k, stamp)
+        bar.update(1)
+        if on_frame is not None:
+            on_frame(k)
+    bar.close()
+    wall = time.perf_counter() - t_wall
+    inv = pipeline.inventory() if hasattr(pipeline, "inventory") else None
+    ckpt = resolve_checkpoint(cfg.method, cfg.checkpoint)
+    order = {id(r): i for i, r in enumerate(records)}
+    results.sort(key=lambda q: order[id(q.record)])
+    return EvalResult(
+        mode="offline",
+        config=cfg.to_json(),
+        bag=reader.info,
+        questions=results,
+        frames=timings,
+        record_errors=list(record_errors or []),
+        wall_s=wall,
+        process_s=t_proc,
+        frames_published=len(timings),
+        inventory=inv.to_json() if inv is not None else None,
+        checkpoint=None if ckpt is None else str(ckpt),
+        model_checksum=sha256_file(ckpt),
+    )
