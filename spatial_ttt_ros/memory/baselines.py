@@ -1,0 +1,633 @@
+"""Baseline memories and the one factory that builds any memory by method name.
+
+``ObjectMapMemory`` is the explicit object map a team would otherwise build (what
+ConceptGraphs- or Hydra-style mappers do): world-frame detections are clustered into
+object instances, and the room extent is a 2D occupancy grid of floor space seen.
+It reads only ``tokens.observations`` (world detections), the ego position and the
+geometry-token grid, so it sees exactly what the learned memory sees. Its state grows
+with the number of objects and with the floor area covered.
+
+The full-context and sliding-window baselines are variants of the learned model
+(``memory.model.TTTMemory`` with backbone flags), built by :func:`make_memory`.
+
+Clustering, per frame:
+
+1. Each observation is compared with the instances whose votes include its class
+   (3D centre distance against a class-size-aware gate, or 3D box overlap).
+2. Greedy nearest-first assignment, at most one observation per instance per frame,
+   except fragments (a second observation whose box overlaps the one already
+   assigned: a chair split in two by a table edge) which merge too. Two chairs side
+   by side in one frame therefore stay two instances.
+3. An observation with no same-class match may still be a class confusion of a
+   well-established instance of another class at the same place and with a similar
+   size: it then only adds a class vote there (the instance's label is its vote
+   argmax) instead of creating a spurious object.
+4. Anything else starts a new instance. Instances observed fewer than ``min_count``
+   times are left out of the inventory (one-off false positives).
+5. Every ``merge_every`` frames (and before decoding) instances of one label whose
+   boxes overlap or whose centres are close are merged (drift splits objects).
+
+Instance geometry: a running (score-weighted) mean of the observed centres drives
+association; the reported box is the robust union of the last ``box_history``
+observed boxes (low percentile of the lower corners, high of the upper), because a
+single view only shows the visible surface and under-estimates depth extent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
+from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+
+FORMAT = "spatial_ttt_ros.memory.object_map"
+FORMAT_VERSION = 1
+N_CLASSES = len(CLASSES)
+
+# Typical largest horizontal extent per class (m), from the simulator's furniture and
+# everyday objects; sets how far apart two sightings may be and still be one object.
+TYPICAL_SIZE: dict[str, float] = {
+    "chair": 0.5,
+    "table": 1.2,
+    "sofa": 2.0,
+    "bed": 2.0,
+    "tv": 1.0,
+    "toilet": 0.65,
+    "sink": 0.7,
+    "refrigerator": 0.75,
+    "microwave": 0.5,
+    "oven": 0.65,
+    "potted plant": 0.4,
+    "cabinet": 1.0,
+    "lamp": 0.4,
+    "laptop": 0.35,
+    "clock": 0.3,
+    "vase": 0.2,
+}
+
+
+def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05) -> float:
+    """How much the smaller of two boxes lies inside the other (0..1), per-axis product.
+
+    Each box is padded by ``pad`` m so that the thin boxes of surfaces seen head-on
+    (a wall cabinet's front, 2 cm deep) still overlap when a few cm apart. A partial
+    view of a large object (half a bed at the image edge) is contained in the
+    object's box although their centres are far apart and their IoU is small.
+    """
+    la, ha = lo_a - pad, hi_a + pad
+    lb, hb = lo_b - pad, hi_b + pad
+    inter = np.clip(np.minimum(ha, hb) - np.maximum(la, lb), 0.0, None)
+    smaller = np.minimum(ha - la, hb - lb)
+    return float(np.prod(inter / np.maximum(smaller, 1e-6)))
+
+
+@dataclass
+class _Instance:
+    votes: np.ndarray  # (N_CLASSES,) score-weighted class votes
+    centre_sum: np.ndarray  # (3,) sum of weight * centre
+    weight: float  # sum of weights
+    count: int  # observations merged in
+    first_seen: float  # seconds since stream start
+    last_seen: float
+    lo: np.ndarray  # (B, 3) lower corners of the last B observed boxes (ring)
+    hi: np.ndarray  # (B, 3)
+    n_boxes: int = 0  # boxes ever written (ring position = n_boxes % B)
+    last_frame: int = -1  # observe() call that last assigned to it
+
+    @property
+    def label_id(self) -> int:
+        return int(np.argmax(self.votes))
+
+    @property
+    def label(self) -> str:
+        return CLASSES[self.label_id]
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.centre_sum / max(self.weight, 1e-9)
+
+    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        n = min(self.n_boxes, self.lo.shape[0])
+        return self.lo[:n], self.hi[:n]
+
+    def robust_box(self, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.boxes()
+        if lo.shape[0] < 3:  # too few views for percentiles: their mean box
+            return lo.mean(axis=0), hi.mean(axis=0)
+        return np.percentile(lo, q_lo, axis=0), np.percentile(hi, q_hi, axis=0)
+
+    def add_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        j = self.n_boxes % self.lo.shape[0]
+        self.lo[j] = lo
+        self.hi[j] = hi
+        self.n_boxes += 1
+
+    def nbytes(self) -> int:
+        return self.votes.nbytes + self.centre_sum.nbytes + self.lo.nbytes + self.hi.nbytes + 6 * 8
+
+    def to_json(self) -> dict:
+        lo, hi = self.boxes()
+        return {
+            "votes": self.votes.tolist(),
+            "centre_sum": self.centre_sum.tolist(),
+            "weight": self.weight,
+            "count": self.count,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "lo": lo.tolist(),
+            "hi": hi.tolist(),
+            "n_boxes": self.n_boxes,
+        }
+
+    @staticmethod
+    def from_json(d: dict, history: int) -> "_Instance":
+        lo_in = np.asarray(d["lo"], dtype=np.float64).reshape(-1, 3)
+        hi_in = np.asarray(d["hi"], dtype=np.float64).reshape(-1, 3)
+        inst = _Instance(
+            votes=np.asarray(d["votes"], dtype=np.float64).reshape(N_CLASSES),
+            centre_sum=np.asarray(d["centre_sum"], dtype=np.float64).reshape(3),
+            weight=float(d["weight"]),
+            count=int(d["count"]),
+            first_seen=float(d["first_seen"]),
+            last_seen=float(d["last_seen"]),
+            lo=np.zeros((history, 3)),
+            hi=np.zeros((history, 3)),
+        )
+        for a, b in zip(lo_in[-history:], hi_in[-history:]):
+            inst.add_box(a, b)
+        inst.n_boxes = max(inst.n_boxes, int(d.get("n_boxes", inst.n_boxes)))
+        return inst
+
+
+class _FloorGrid:
+    """Growing 2D occupancy grid (uint8) of floor space seen, indexed by world x, y cells."""
+
+    def __init__(self, resolution: float) -> None:
+        self.res = float(resolution)
+        self.origin = np.zeros(2, dtype=np.int64)  # cell index of grid[0, 0] (ix, iy)
+        self.grid = np.zeros((0, 0), dtype=np.uint8)  # [ix - origin_x, iy - origin_y]
+
+    def mark(self, xy: np.ndarray) -> None:
+        if xy.size == 0:
+            return
+        idx = np.floor(xy / self.res).astype(np.int64)
+        lo, hi = idx.min(axis=0), idx.max(axis=0)
+        if self.grid.size == 0:
+            self.origin = lo - 8
+            self.grid = np.zeros(tuple((hi - lo + 17).tolist()), dtype=np.uint8)
+        else:
+            cur_hi = self.origin + np.array(self.grid.shape) - 1
+            if np.any(lo < self.origin) or np.any(hi > cur_hi):
+                # Grow with a margin so a robot walking off the edge does not re-allocate every frame.
+                new_lo = np.minimum(lo - 16, self.origin)
+                new_hi = np.maximum(hi + 16, cur_hi)
+                g = np.zeros(tuple((new_hi - new_lo + 1).tolist()), dtype=np.uint8)
+                o = self.origin - new_lo
+                g[o[0] : o[0] + self.grid.shape[0], o[1] : o[1] + self.grid.shape[1]] = self.grid
+                self.grid, self.origin = g, new_lo
+        rel = idx - self.origin
+        self.grid[rel[:, 0], rel[:, 1]] = 1
+
+    def filled(self) -> np.ndarray:
+        """Occupancy with small gaps closed and enclosed holes (under furniture) filled."""
+        import cv2
+
+        if self.grid.size == 0:
+            return self.grid
+        g = np.pad(self.grid, 2)
+        g = cv2.morphologyEx(g, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        # Holes = background not reachable from the border.
+        flood = g.copy()
+        mask = np.zeros((g.shape[0] + 2, g.shape[1] + 2), np.uint8)
+        cv2.floodFill(flood, mask, (0, 0), 1)
+        g = g | (1 - flood)
+        return g[2:-2, 2:-2]
+
+    def to_json(self) -> dict:
+        return {
+            "resolution": self.res,
+            "origin": self.origin.tolist(),
+            "shape": list(self.grid.shape),
+            "cells": np.flatnonzero(self.grid).tolist(),
+        }
+
+    @staticmethod
+    def from_json(d: dict) -> "_FloorGrid":
+        fg = _FloorGrid(float(d["resolution"]))
+        fg.origin = np.asarray(d["origin"], dtype=np.int64).reshape(2)
+        shape = tuple(int(s) for s in d["shape"])
+        g = np.zeros(int(np.prod(shape)), dtype=np.uint8)
+        g[np.asarray(d["cells"], dtype=np.int64)] = 1
+        fg.grid = g.reshape(shape)
+        return fg
+
+
+class ObjectMapMemory:
+    """Explicit object map: world detections clustered into instances (``SpatialMemory``).
+
+    Args:
+        min_count: instances observed fewer times are treated as false positives.
+        gate_scale: merge gate = ``gate_scale`` x the class's typical size (clipped to
+            ``gate_min``..``gate_max`` m).
+        box_history: observed boxes kept per instance for its robust extent.
+        box_quantiles: percentiles of the lower / upper corners forming the extent.
+        merge_every: frames between instance-merging passes.
+        floor_resolution: room occupancy cell size (m).
+        min_score: observations scored lower are ignored.
+    """
+
+    name = "object_map"
+
+    def __init__(
+        self,
+        min_count: int = 3,
+        gate_scale: float = 0.6,
+        gate_min: float = 0.25,
+        gate_max: float = 1.0,
+        box_history: int = 32,
+        box_quantiles: tuple[float, float] = (15.0, 85.0),
+        merge_every: int = 20,
+        floor_resolution: float = 0.25,
+        min_score: float = 0.0,
+        min_cell_valid: float = 0.2,
+        contain_threshold: float = 0.6,
+        name: str | None = None,
+    ) -> None:
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        if box_history < 1:
+            raise ValueError(f"box_history must be >= 1, got {box_history}")
+        self.min_count = int(min_count)
+        self.gate_scale = float(gate_scale)
+        self.gate_min = float(gate_min)
+        self.gate_max = float(gate_max)
+        self.box_history = int(box_history)
+        self.box_quantiles = (float(box_quantiles[0]), float(box_quantiles[1]))
+        self.merge_every = int(merge_every)
+        self.floor_resolution = float(floor_resolution)
+        self.min_score = float(min_score)
+        self.min_cell_valid = float(min_cell_valid)
+        self.contain_threshold = float(contain_threshold)
+        if name:
+            self.name = name
+        self.reset()
+
+    # -- protocol ------------------------------------------------------------------
+    def config(self) -> dict:
+        return {
+            "min_count": self.min_count,
+            "gate_scale": self.gate_scale,
+            "gate_min": self.gate_min,
+            "gate_max": self.gate_max,
+            "box_history": self.box_history,
+            "box_quantiles": list(self.box_quantiles),
+            "merge_every": self.merge_every,
+            "floor_resolution": self.floor_resolution,
+            "min_score": self.min_score,
+            "min_cell_valid": self.min_cell_valid,
+            "contain_threshold": self.contain_threshold,
+        }
+
+    def reset(self) -> None:
+        self.instances: list[_Instance] = []
+        self.floor = _FloorGrid(self.floor_resolution)
+        self.start_stamp: float | None = None
+        self.last_stamp = 0.0
+        self.n_frames = 0
+
+    def gate(self, label: str) -> float:
+        return float(np.clip(self.gate_scale * TYPICAL_SIZE.get(label, 0.5), self.gate_min, self.gate_max))
+
+    def observe(self, tokens) -> None:
+        if self.start_stamp is None:
+            # tokens.time is seconds since the stream's first frame (tokenizer t0).
+            self.start_stamp = float(tokens.stamp) - float(getattr(tokens, "time", 0.0))
+        self.last_stamp = float(tokens.stamp)
+        self._observe_geometry(tokens)
+        self._observe_objects(list(getattr(tokens, "observations", []) or []))
+        self.n_frames += 1
+        if self.merge_every > 0 and self.n_frames % self.merge_every == 0:
+            self._merge_pass()
+
+    def inventory(self) -> Inventory:
+        if self.start_stamp is None:
+            return Inventory(objects=[], room=None, stamp=0.0, start_stamp=0.0)
+        self._merge_pass()
+        objects = []
+        q_lo, q_hi = self.box_quantiles
+        for inst in self.instances:
+            if inst.count < self.min_count:
+                continue
+            lo, hi = inst.robust_box(q_lo, q_hi)
+            size = np.clip(hi - lo, 0.01, None)
+            objects.append(
+                InventoryObject(
+                    label=inst.label,
+                    center=0.5 * (lo + hi),
+                    size=size,
+                    first_seen=inst.first_seen,
+                    # More sightings and a clearer class vote -> more confident.
+                    confidence=float((1.0 - math.exp(-inst.count / 5.0)) * inst.votes.max() / max(inst.votes.sum(), 1e-9)),
+                )
+            )
+        objects.sort(key=lambda o: (o.first_seen, o.label))
+        return Inventory(objects=objects, room=self._room(), stamp=self.last_stamp, start_stamp=self.start_stamp)
+
+    def state_bytes(self) -> int:
+        return sum(i.nbytes() for i in self.instances) + int(self.floor.grid.nbytes) + 64
+
+    def save(self, path: str | Path) -> None:
+        doc = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "config": self.config(),
+            "start_stamp": self.start_stamp,
+            "last_stamp": self.last_stamp,
+            "n_frames": self.n_frames,
+            "instances": [i.to_json() for i in self.instances],
+            "floor": self.floor.to_json(),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)  # atomic: a crash mid-save never leaves a half-written state
+
+    def load(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"object-map state {path} does not exist")
+        try:
+            doc = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not an object-map memory state (not JSON: {exc})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"{path} is not an object-map memory state (format={found!r}, expected {FORMAT!r})")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has object-map format version {doc.get('format_version')}, this code reads {FORMAT_VERSION}"
+            )
+        try:
+            cfg = doc["config"]
+            history = int(cfg["box_history"])
+            instances = [_Instance.from_json(d, history) for d in doc["instances"]]
+            floor = _FloorGrid.from_json(doc["floor"])
+            start = doc["start_stamp"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: object-map state is damaged ({type(exc).__name__}: {exc})") from exc
+        # The state was built with its own settings; keep them so it continues consistently.
+        self.__init__(**{k: (tuple(v) if k == "box_quantiles" else v) for k, v in cfg.items()}, name=doc.get("name"))
+        self.instances = instances
+        self.floor = floor
+        self.start_stamp = None if start is None else float(start)
+        self.last_stamp = float(doc["last_stamp"])
+        self.n_frames = int(doc["n_frames"])
+
+    # -- objects -------------------------------------------------------------------
+    def _new_instance(self, cid: int, obs_w: float, centre, lo, hi, t: float) -> _Instance:
+        inst = _Instance(
+            votes=np.zeros(N_CLASSES),
+            centre_sum=obs_w * centre,
+            weight=obs_w,
+            count=1,
+            first_seen=t,
+            last_seen=t,
+            lo=np.zeros((self.box_history, 3)),
+            hi=np.zeros((self.box_history, 3)),
+            last_frame=self.n_frames,
+        )
+        inst.votes[cid] = obs_w
+        inst.add_box(lo, hi)
+        return inst
+
+    def _observe_objects(self, observations: list) -> None:
+        obs = []
+        for o in observations:
+            cid = CLASS_TO_ID.get(o.label)
+            c = np.asarray(o.center, dtype=np.float64).reshape(3)
+            s = np.abs(np.asarray(o.size, dtype=np.float64).reshape(3))
+            if cid is None or not (np.all(np.isfinite(c)) and np.all(np.isfinite(s)) and np.isfinite(o.score)):
+                continue
+            if o.score < self.min_score:
+                continue
+            obs.append((cid - 1, max(float(o.score), 1e-3), c, c - s / 2, c + s / 2, float(o.stamp)))
+        if not obs:
+            return
+        frame = self.n_frames
+        n_inst = len(self.instances)
+        # Candidate (distance, obs, instance) pairs for same-class association.
+        pairs = []
+        boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def box_of(k: int) -> tuple[np.ndarray, np.ndarray]:
+            if k not in boxes:
+                boxes[k] = self.instances[k].robust_box(*self.box_quantiles)
+            return boxes[k]
+
+        if n_inst:
+            centres = np.stack([i.centre for i in self.instances])
+            for j, (cid, _, c, lo, hi, _) in enumerate(obs):
+                g = self.gate(CLASSES[cid])
+                dist = np.linalg.norm(centres - c, axis=1)
+                for k in np.nonzero(dist < 2.0 * g)[0]:
+                    inst = self.instances[k]
+                    if inst.votes[cid] <= 0.0:
+                        continue
+                    ok = dist[k] < g
+                    if not ok:  # far centres but one box inside the other: a partial view of a big object
+                        ok = _containment(lo, hi, *box_of(k)) > self.contain_threshold
+                    if ok:
+                        pairs.append((float(dist[k]), j, int(k)))
+        pairs.sort()
+        assigned_obs: dict[int, int] = {}  # obs -> instance
+        taken: dict[int, int] = {}  # instance -> first obs this frame
+        for d, j, k in pairs:
+            if j in assigned_obs:
+                continue
+            if k in taken:
+                # A second observation this frame joins only as a fragment (inside the
+                # instance's box), else it is a neighbouring object of the same class.
+                if _containment(obs[j][3], obs[j][4], *box_of(k)) <= self.contain_threshold:
+                    continue
+            assigned_obs[j] = k
+            taken.setdefault(k, j)
+        for j, (cid, w, c, lo, hi, stamp) in enumerate(obs):
+            t = stamp - self.start_stamp
+            k = assigned_obs.get(j)
+            if k is None:
+                k = self._confusion_match(cid, c, lo, hi)
+                if k is not None:
+                    # A class confusion of an established object: vote only.
+                    self.instances[k].votes[cid] += w
+                    continue
+                self.instances.append(self._new_instance(cid, w, c, lo, hi, t))
+                continue
+            inst = self.instances[k]
+            inst.votes[cid] += w
+            inst.centre_sum += w * c
+            inst.weight += w
+            if inst.last_frame != frame:  # fragments of one object in one frame count once
+                inst.count += 1
+            inst.last_frame = frame
+            inst.first_seen = min(inst.first_seen, t)
+            inst.last_seen = max(inst.last_seen, t)
+            inst.add_box(lo, hi)
+
+    def _confusion_match(self, cid: int, c, lo, hi) -> int | None:
+        size = hi - lo
+        best, best_d = None, np.inf
+        for k, inst in enumerate(self.instances):
+            if inst.votes[cid] > 0.0 or inst.count < max(self.min_count, 3):
+                continue
+            g = 0.5 * max(self.gate(CLASSES[cid]), self.gate(inst.label))
+            d = float(np.linalg.norm(inst.centre - c))
+            if d >= g or d >= best_d:
+                continue
+            ilo, ihi = inst.robust_box(*self.box_quantiles)
+            isize = ihi - ilo
+            ratio = max(np.max(size[:2]), 0.05) / max(np.max(isize[:2]), 0.05)
+            if 1 / 1.6 < ratio < 1.6 and abs(size[2] - isize[2]) < 0.4 * max(isize[2], 0.2):
+                best, best_d = k, d
+        return best
+
+    def _merge_pass(self) -> None:
+        """Merge instances of one label that are the same object (split by drift or early views)."""
+        changed = True
+        while changed and len(self.instances) > 1:
+            changed = False
+            labels = np.array([i.label_id for i in self.instances])
+            centres = np.stack([i.centre for i in self.instances])
+            boxes = [i.robust_box(*self.box_quantiles) for i in self.instances]
+            for a in range(len(self.instances)):
+                same = np.nonzero((labels == labels[a]) & (np.arange(len(labels)) > a))[0]
+                for b in same:
+                    g = self.gate(CLASSES[labels[a]])
+                    d = float(np.linalg.norm(centres[a] - centres[b]))
+                    if d < 0.5 * g or _containment(*boxes[a], *boxes[b]) > self.contain_threshold:
+                        self._merge(a, int(b))
+                        changed = True
+                        break
+                if changed:
+                    break
+
+    def _merge(self, a: int, b: int) -> None:
+        ia, ib = self.instances[a], self.instances[b]
+        ia.votes += ib.votes
+        ia.centre_sum += ib.centre_sum
+        ia.weight += ib.weight
+        ia.count += ib.count
+        ia.first_seen = min(ia.first_seen, ib.first_seen)
+        ia.last_seen = max(ia.last_seen, ib.last_seen)
+        lo_a, hi_a = ia.boxes()
+        lo_b, hi_b = ib.boxes()
+        lo = np.concatenate([lo_a, lo_b])[-self.box_history :]
+        hi = np.concatenate([hi_a, hi_b])[-self.box_history :]
+        ia.lo[:] = 0.0
+        ia.hi[:] = 0.0
+        ia.n_boxes = 0
+        for x, y in zip(lo, hi):
+            ia.add_box(x, y)
+        ia.last_frame = max(ia.last_frame, ib.last_frame)
+        del self.instances[b]
+
+    # -- room ----------------------------------------------------------------------
+    def _observe_geometry(self, tokens) -> None:
+        from spatial_ttt_ros.perception.tokens import EGO_FIELDS, GEO_FIELDS
+
+        cam = np.asarray(tokens.ego[EGO_FIELDS["position"]], dtype=np.float64)[:2]
+        geo = np.asarray(tokens.geometry)
+        vf = geo[..., GEO_FIELDS["valid_fraction"]][..., 0]
+        pts = geo[..., GEO_FIELDS["mean_xyz"]][vf >= self.min_cell_valid][:, :2].astype(np.float64)
+        if not np.all(np.isfinite(cam)):
+            return
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        # Free space: the floor between the camera and what each cell's rays hit. Stop
+        # half a cell short of the hit so the wall's own cell is not counted as floor.
+        step = 0.5 * self.floor.res
+        samples = [cam[None, :]]
+        for p in pts:
+            v = p - cam
+            length = float(np.hypot(*v)) - 0.5 * self.floor.res
+            if length <= 0.0:
+                continue
+            t = np.arange(0.0, length + 1e-9, step) / (length + 0.5 * self.floor.res)
+            samples.append(cam + t[:, None] * v)
+        self.floor.mark(np.concatenate(samples))
+
+    def _room(self) -> Room | None:
+        g = self.floor.filled()
+        if g.size == 0 or not g.any():
+            return None
+        res = self.floor.res
+        ix, iy = np.nonzero(g)
+        area = float(g.sum()) * res * res
+        min_xy = (np.array([ix.min(), iy.min()]) + self.floor.origin) * res
+        max_xy = (np.array([ix.max(), iy.max()]) + self.floor.origin + 1) * res
+        polygons = []
+        try:
+            import cv2
+
+            contours, _ = cv2.findContours(g.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            for cnt in contours:
+                # cv2 points are (col, row) = (iy, ix) of cell corners.
+                p = cnt.reshape(-1, 2)[:, ::-1].astype(np.float64)
+                polygons.append((p + self.floor.origin + 0.5) * res)
+        except ImportError:  # pragma: no cover - opencv is a dependency
+            pass
+        return Room(area_m2=area, min_xy=min_xy.astype(np.float64), max_xy=max_xy.astype(np.float64), polygons=polygons)
+
+
+# -- factory -------------------------------------------------------------------------
+# method -> TTTMemory variant (memory/model.py VARIANTS); "object_map" is built here.
+TTT_METHODS: dict[str, str] = {
+    "ttt": "ttt",
+    "full_context": "full_context",
+    "sliding_window": "swa",
+    "ttt_frozen": "frozen",
+    "ttt_no_conv": "no_conv",
+    "ttt_momentum": "momentum",
+    "ttt_muon": "muon",
+}
+METHODS: tuple[str, ...] = ("object_map",) + tuple(TTT_METHODS)
+
+
+def make_memory(method: str, checkpoint: str | Path | None = None, **kw):
+    """Build a ``SpatialMemory`` by method name.
+
+    Args:
+        method: one of ``METHODS``: "object_map" (this module's explicit map) or a
+            variant of the learned model: "ttt", "full_context", "sliding_window",
+            "ttt_frozen", "ttt_no_conv", "ttt_momentum", "ttt_muon".
+        checkpoint: model checkpoint for the learned variants (None: the shipped one).
+        **kw: passed to the memory's constructor (``ObjectMapMemory`` settings, or
+            ``TTTMemory`` ones such as ``threshold``, ``device``).
+
+    Raises:
+        ValueError: unknown method (the message lists the known ones), or a method the
+            installed model does not support.
+    """
+    key = str(method).strip().lower().replace("-", "_")
+    if key == "object_map":
+        if checkpoint is not None:
+            raise ValueError("object_map has no checkpoint (it learns nothing); pass checkpoint=None")
+        return ObjectMapMemory(**kw)
+    if key not in TTT_METHODS:
+        raise ValueError(f"unknown memory method {method!r}; choose from {', '.join(METHODS)}")
+    # Lazy: torch and the model are only needed for the learned variants.
+    from spatial_ttt_ros.memory import model as model_mod
+
+    variant = TTT_METHODS[key]
+    if variant not in getattr(model_mod, "VARIANTS", ()):
+        raise ValueError(
+            f"memory method {method!r} needs model variant {variant!r}, which this model does not support "
+            f"(it supports {getattr(model_mod, 'VARIANTS', ())})"
+        )
+    kw.setdefault("name", key)
+    return model_mod.TTTMemory.from_checkpoint(checkpoint, variant=variant, **kw)

@@ -1,0 +1,180 @@
+"""The whole perception -> memory -> reasoning chain behind one object, without ROS.
+
+``SpatialMemoryPipeline(front_end, memory)`` is what the ROS node and the offline
+replay both drive: ``process(frame)`` per camera frame, ``ask``/``query``/``describe``
+from the current memory, ``reset`` between episodes, ``save``/``load`` to resume.
+
+Saved state is two files: the memory's own state at ``path`` (safetensors or JSON,
+whatever the memory writes, never pickle) and ``<path>.pipeline.json`` with the
+pipeline metadata (memory name, stream start and last stamp, frames processed,
+front-end layout), so that a loaded pipeline continues the same stream and refuses
+a state written by another kind of memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from spatial_ttt_ros.frames import CameraFrame
+from spatial_ttt_ros.memory.baselines import METHODS, make_memory  # noqa: F401  (re-exported)
+from spatial_ttt_ros.memory.front_end import FrontEnd
+from spatial_ttt_ros.perception.tokens import FrameTokens
+from spatial_ttt_ros.reasoning.answer import Answer
+from spatial_ttt_ros.reasoning.inventory import Inventory
+
+PIPELINE_FORMAT = "spatial_ttt_ros.memory.pipeline"
+PIPELINE_FORMAT_VERSION = 1
+
+
+def metadata_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".pipeline.json")
+
+
+class SpatialMemoryPipeline:
+    """Front-end + memory + reasoning.
+
+    Args:
+        front_end: a ``FrontEnd`` (detector or label image -> tokens).
+        memory: any ``SpatialMemory`` (``make_memory(method)``).
+
+    Stamps must not go backwards within a stream: ``process`` raises ``ValueError``
+    naming both stamps (a replayed bag looping, a clock jump); call ``reset()`` to
+    start a new stream.
+    """
+
+    def __init__(self, front_end: FrontEnd, memory) -> None:
+        self.front_end = front_end
+        self.memory = memory
+        self._last_stamp: float | None = None
+        self._frames = 0
+        self._inventory: Inventory | None = None  # cached until the next frame
+
+    @property
+    def frames_processed(self) -> int:
+        return self._frames
+
+    @property
+    def last_stamp(self) -> float | None:
+        return self._last_stamp
+
+    def reset(self) -> None:
+        """Forget the stream: memory, tokenizer time origin, noise session, stamps."""
+        self.memory.reset()
+        self.front_end.reset()
+        self._last_stamp = None
+        self._frames = 0
+        self._inventory = None
+
+    def process(self, frame: CameraFrame) -> FrameTokens:
+        """Detect, lift, tokenise and write one frame into the memory; returns its tokens."""
+        stamp = float(frame.stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"frame stamp {frame.stamp!r} is not a finite number of seconds")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            raise ValueError(
+                f"out-of-order frame: stamp {stamp:.6f} s is earlier than the previous frame's "
+                f"{self._last_stamp:.6f} s; call reset() before starting a new stream"
+            )
+        if frame.frame_index < 0:  # a copy: the caller's frame is left as it was
+            frame = dataclasses.replace(frame, frame_index=self._frames)
+        _, tokens = self.front_end.process(frame)
+        self.memory.observe(tokens)
+        self._last_stamp = stamp
+        self._frames += 1
+        self._inventory = None
+        return tokens
+
+    def inventory(self) -> Inventory:
+        """The scene inventory decoded from the current memory (cached between frames)."""
+        if self._inventory is None:
+            self._inventory = self.memory.inventory()
+        return self._inventory
+
+    def ask(self, question: str, options: list[str] | None = None) -> Answer:
+        """Answer a question in words; raises ``QuestionError`` when it cannot."""
+        from spatial_ttt_ros.reasoning.qa import answer_question
+
+        return answer_question(question, list(options) if options else None, self.inventory())
+
+    def query(self, task: str, objects: list[str] | None = None, options: list[str] | None = None) -> Answer:
+        """Structured query: task type and object names (see ``reasoning.qa.answer_structured``)."""
+        from spatial_ttt_ros.reasoning.qa import answer_structured
+
+        return answer_structured(task, list(objects or []), list(options) if options else None, self.inventory())
+
+    def describe(self) -> str:
+        """A few sentences about the scene (the structured inventory is ``inventory()``)."""
+        from spatial_ttt_ros.reasoning.describe import describe
+
+        return describe(self.inventory())
+
+    def state_bytes(self) -> int:
+        return int(self.memory.state_bytes())
+
+    def counters(self) -> dict:
+        """Front-end counters plus frames processed (for the node's diagnostics)."""
+        out = self.front_end.counters()
+        out["frames_processed"] = self._frames
+        out["state_bytes"] = self.state_bytes()
+        return out
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the memory state to ``path`` and the pipeline metadata beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.memory.save(path)
+        meta = {
+            "format": PIPELINE_FORMAT,
+            "format_version": PIPELINE_FORMAT_VERSION,
+            "memory": getattr(self.memory, "name", type(self.memory).__name__),
+            "t0": self.front_end.t0,
+            "last_stamp": self._last_stamp,
+            "frames": self._frames,
+            "front_end": self.front_end.config(),
+        }
+        mp = metadata_path(path)
+        tmp = mp.with_name(mp.name + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(mp)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Restore a state written by ``save`` with the same kind of memory and token layout."""
+        path = Path(path)
+        mp = metadata_path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"memory state {path} does not exist")
+        if not mp.is_file():
+            raise FileNotFoundError(f"{mp} (the pipeline metadata written beside the memory state) is missing")
+        try:
+            meta = json.loads(mp.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{mp} is not pipeline metadata (not JSON: {exc})") from exc
+        if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
+            raise ValueError(f"{mp} is not spatial_ttt_ros pipeline metadata")
+        if meta.get("format_version") != PIPELINE_FORMAT_VERSION:
+            raise ValueError(
+                f"{mp} has pipeline format version {meta.get('format_version')}, this code reads {PIPELINE_FORMAT_VERSION}"
+            )
+        mine = getattr(self.memory, "name", type(self.memory).__name__)
+        if meta.get("memory") != mine:
+            raise ValueError(f"{path} holds the state of memory {meta.get('memory')!r}; this pipeline runs {mine!r}")
+        fe = meta.get("front_end", {})
+        if list(fe.get("grid", self.front_end.grid)) != list(self.front_end.grid) or int(
+            fe.get("max_objects", self.front_end.max_objects)
+        ) != self.front_end.max_objects:
+            raise ValueError(
+                f"{path} was written with token grid {fe.get('grid')} and {fe.get('max_objects')} object slots; "
+                f"this front-end makes grid {list(self.front_end.grid)} with {self.front_end.max_objects}"
+            )
+        self.memory.load(path)
+        self.front_end.reset()
+        self.front_end.t0 = meta.get("t0")
+        self._last_stamp = None if meta.get("last_stamp") is None else float(meta["last_stamp"])
+        self._frames = int(meta.get("frames", 0))
+        self._inventory = None
