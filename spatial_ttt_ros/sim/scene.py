@@ -37,7 +37,7 @@ CORRIDOR_RADIUS = 0.6  # metres of free floor around the camera's walking lines
 HUB_RADIUS = 0.75  # metres of free floor around each room's look-around point
 
 
-@dataclass
+@dataclass(eq=False)  # numpy fields: compare by identity
 class Box:
     """An axis-aligned box in some frame: ``center`` (3,) and ``size`` (3,) metres, RGB colour 0..1."""
 
@@ -61,7 +61,7 @@ class Box:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # numpy fields: compare by identity
 class SceneObject:
     """One object instance.
 
@@ -124,7 +124,7 @@ class SceneObject:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # numpy fields: compare by identity
 class SceneRoom:
     """A rectangular room. ``polygon`` (4, 2) is the inner floor outline (inside the walls)."""
 
@@ -175,7 +175,7 @@ class SceneRoom:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # numpy fields: compare by identity
 class Door:
     """A doorway between rooms ``a`` and ``b``: centre (2,) on the shared wall line.
 
