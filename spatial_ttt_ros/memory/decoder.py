@@ -1,0 +1,143 @@
+"""Readout: learned slot queries and a room query read the memory, heads decode an inventory.
+
+Each slot query is a learned slot embedding plus the embedding of the class the slot
+is "responsible" for (a fixed, bounded layout: ``slot_classes``). Conditioning the
+query on a class lets the memory be asked "where are the chairs?" instead of
+"what is there?", which trains much faster than DETR-style anonymous slots on one
+CPU core; the head still predicts full class logits (len(CLASSES) + 1, last = none),
+so a slot may in principle report another class. Training matches slots to
+ground-truth objects with the Hungarian algorithm (training.py).
+
+Per slot: class logits (C+1), world centre (3), log size (3), first-seen time (1), all
+in the model's normalised frame (see model.Normaliser). Room query: min_xy (2),
+max_xy (2), log area (1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from spatial_ttt_ros.classes import CLASSES
+from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+
+N_CLASSES = len(CLASSES)
+NONE_CLASS = N_CLASSES  # index of the "no object" logit
+
+
+def default_slot_classes(slots_per_class: dict[str, int] | None = None, default: int = 3) -> list[int]:
+    """Class index per slot: ``default`` slots per class, more where scenes hold many."""
+    per = {c: default for c in CLASSES}
+    per.update(slots_per_class or {})
+    return [i for i, c in enumerate(CLASSES) for _ in range(per[c])]
+
+
+@dataclass
+class DecodedSlots:
+    """Raw decoder outputs (normalised frame), batch-first."""
+
+    logits: torch.Tensor  # [B, S, C+1]
+    center: torch.Tensor  # [B, S, 3] normalised world centre
+    log_size: torch.Tensor  # [B, S, 3] log metres
+    first_seen: torch.Tensor  # [B, S] normalised time (seconds / time_scale)
+    room: torch.Tensor  # [B, 5]: min_xy (2), max_xy (2) normalised, log area (1) in log m^2
+
+
+class SlotDecoder(nn.Module):
+    def __init__(self, d_model: int, slot_classes: list[int], hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or 2 * d_model
+        self.n_slots = len(slot_classes)
+        self.register_buffer("slot_classes", torch.tensor(slot_classes, dtype=torch.long), persistent=False)
+        self.slot_embed = nn.Parameter(torch.randn(self.n_slots, d_model) * 0.02)
+        self.class_embed = nn.Embedding(N_CLASSES, d_model)
+        self.room_embed = nn.Parameter(torch.randn(1, d_model) * 0.02)
+        self.norm = nn.LayerNorm(d_model)
+        self.slot_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, N_CLASSES + 1 + 3 + 3 + 1))
+        self.room_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 5))
+        with torch.no_grad():
+            # Start every slot at "none" so early training is not flooded with false objects.
+            self.slot_head[-1].bias.zero_()
+            self.slot_head[-1].bias[NONE_CLASS] = 2.0
+            self.slot_head[-1].bias[N_CLASSES + 4 : N_CLASSES + 7] = float(np.log(0.6))  # typical size
+            self.room_head[-1].bias.zero_()
+            self.room_head[-1].bias[4] = float(np.log(20.0))  # typical room area
+
+    def queries(self, batch: int) -> torch.Tensor:
+        """[B, S+1, D]: slot queries then the room query."""
+        q = self.slot_embed + self.class_embed(self.slot_classes)  # [S, D]
+        q = torch.cat([q, self.room_embed], dim=0)
+        return q.unsqueeze(0).expand(batch, -1, -1)
+
+    def forward(self, read: torch.Tensor) -> DecodedSlots:
+        """read: [B, S+1, D] backbone outputs for the queries."""
+        h = self.norm(read)
+        out = self.slot_head(h[:, :-1])  # [B, S, C+1+7]
+        room = self.room_head(h[:, -1])  # [B, 5]
+        c = N_CLASSES + 1
+        return DecodedSlots(
+            logits=out[..., :c],
+            center=out[..., c : c + 3],
+            log_size=out[..., c + 3 : c + 6].clamp(-4.0, 2.5),
+            first_seen=out[..., c + 6],
+            room=room,
+        )
+
+
+def slots_to_inventory(
+    dec: DecodedSlots,
+    origin: np.ndarray,
+    pos_scale: float,
+    time_scale: float,
+    stamp: float,
+    start_stamp: float,
+    threshold: float = 0.5,
+    merge_radius: float = 0.0,
+    index: int = 0,
+) -> Inventory:
+    """Decode batch element ``index`` into an Inventory in world metres / seconds.
+
+    A slot becomes an object when 1 - p(none) > threshold; its label is the most
+    likely real class. ``merge_radius`` > 0 drops a lower-confidence slot of the same
+    class whose centre lies within that many metres of a kept one (duplicate guard).
+    """
+    with torch.no_grad():
+        probs = torch.softmax(dec.logits[index].float(), dim=-1).cpu().numpy()  # [S, C+1]
+        centers = dec.center[index].float().cpu().numpy() * pos_scale + origin  # [S, 3]
+        sizes = np.exp(dec.log_size[index].float().cpu().numpy())  # [S, 3]
+        seen = np.clip(dec.first_seen[index].float().cpu().numpy() * time_scale, 0.0, None)
+        room = dec.room[index].float().cpu().numpy()
+    p_obj = 1.0 - probs[:, NONE_CLASS]
+    labels = probs[:, :NONE_CLASS].argmax(-1)
+    order = np.argsort(-p_obj)
+    objects: list[InventoryObject] = []
+    for s in order:
+        if p_obj[s] <= threshold:
+            break
+        if merge_radius > 0 and any(
+            o.label == CLASSES[labels[s]] and np.linalg.norm(o.center - centers[s]) < merge_radius for o in objects
+        ):
+            continue
+        objects.append(
+            InventoryObject(
+                label=CLASSES[labels[s]],
+                center=centers[s],
+                size=sizes[s],
+                first_seen=float(seen[s]),
+                confidence=float(p_obj[s]),
+            )
+        )
+    objects.sort(key=lambda o: o.first_seen)
+    lo = room[0:2] * pos_scale + origin[:2]
+    hi = room[2:4] * pos_scale + origin[:2]
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    area = float(np.exp(np.clip(room[4], -3.0, 8.0)))
+    return Inventory(
+        objects=objects,
+        room=Room(area_m2=area, min_xy=lo, max_xy=hi),
+        stamp=float(stamp),
+        start_stamp=float(start_stamp),
+    )

@@ -1,0 +1,456 @@
+"""``spatial-ttt train``: train the spatial memory model end to end on simulated streams.
+
+Data (memory/data.py): simulator streams rendered at low resolution, objects from the
+simulator's instance/label images lifted to the world by depth (perception.lifting),
+optionally through the detector noise model (perception.noise: misses, false
+positives, class confusion, box/size/depth noise, pose drift), tokenised by
+perception.tokens. Streams are rendered once and cached as .npz. Each training
+sample is a random window of a cached stream treated as a fresh episode (origin,
+time and ground truth re-based to the window start), so a few rendered streams give
+many different episodes.
+
+Every step runs a batch of windows through the model *including the inner fast-weight
+updates* (autograd goes through them: this is what teaches the slow weights, learning
+rates and projections to write objects into the fast weights so that the slot queries
+can read them back) and decodes the inventory after 25%, 50% and 100% of the window,
+so that the memory must keep what it saw long ago.
+
+Stage ``describe`` (dense description): slots are matched to the ground-truth objects
+seen so far (Hungarian, within the slot's class), loss = class cross-entropy (none
+for unmatched slots) + L1 centre + L1 log size + L1 first-seen time; room: L1 on the
+seen extent and log area.
+
+Stage ``qa``: the describe loss plus differentiable surrogates of what the 8 VSI-Bench
+task types score, computed from the same decoded slots: per-class soft counts vs. true
+counts (counting), relative error of pairwise centre distances (abs/rel distance,
+direction, route), relative error of the longest side (size), relative room area error
+(room size) and a pairwise ranking loss on first-seen times (appearance order). It does
+*not* train on question text: questions are answered by exact geometry over the decoded
+inventory (reasoning/), so the question stage sharpens the inventory where the
+questions are sensitive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spatial_ttt_ros.classes import CLASSES
+from spatial_ttt_ros.memory.decoder import NONE_CLASS, DecodedSlots
+from spatial_ttt_ros.perception.tokens import EGO_FIELDS, OBJ_FIELDS, TIME_SCALE
+
+try:  # Hungarian matching; falls back to greedy matching without scipy
+    from scipy.optimize import linear_sum_assignment
+except ImportError:  # pragma: no cover
+    linear_sum_assignment = None
+
+N_CLASSES = len(CLASSES)
+
+
+# ----------------------------------------------------------------------------- batches
+def sample_window(stream, length: int, rng: np.random.Generator, pos_scale: float) -> dict:
+    """A random window of ``length`` frames as a fresh episode (numpy arrays)."""
+    n = len(stream)
+    a = int(rng.integers(0, n - length + 1))
+    b = a + length
+    t0 = float(stream.stamps[a])
+    dt = (t0 - float(stream.stamps[0])) * TIME_SCALE  # token time is relative to the stream start
+    ego = stream.ego[a:b].copy()
+    ego[:, EGO_FIELDS["time"]] -= dt
+    obj = stream.objects[a:b].copy()
+    valid = stream.object_valid[a:b]
+    obj[:, :, OBJ_FIELDS["time"]] = np.where(valid[:, :, None], obj[:, :, OBJ_FIELDS["time"]] - dt, 0.0)
+    cam = stream.cam_pos[a]
+    origin = np.array([cam[0], cam[1], 0.0])
+    return {
+        "ego": ego,
+        "geo": stream.geometry[a:b],
+        "obj": obj,
+        "valid": valid,
+        "origin": origin,
+        "stamps": stream.stamps[a:b] - t0,
+        "vis": stream.visible[a:b],  # [L, N]
+        "cam_room": stream.cam_room[a:b],  # [L]
+        "stream": stream,
+    }
+
+
+def targets_at(win: dict, t: int, pos_scale: float) -> dict:
+    """Ground truth after the first ``t`` frames of a window (normalised frame)."""
+    s = win["stream"]
+    vis = win["vis"][:t]
+    seen = vis.any(0)  # [N]
+    first = vis.argmax(0)  # first visible frame per object
+    idx = np.nonzero(seen)[0]
+    rooms = np.unique(win["cam_room"][:t])
+    rooms = rooms[rooms >= 0]
+    if rooms.size:
+        lo = s.room_min_xy[rooms].min(0)
+        hi = s.room_max_xy[rooms].max(0)
+        area = float(s.room_area[rooms].sum())
+    else:
+        lo = hi = win["origin"][:2]
+        area = 1.0
+    o = win["origin"]
+    return {
+        "label": s.gt_label[idx],
+        "center": (s.gt_center[idx] - o) / pos_scale,
+        "log_size": np.log(np.maximum(s.gt_size[idx], 0.02)),
+        "size": s.gt_size[idx],
+        "first_seen": win["stamps"][first[idx]] * TIME_SCALE,
+        "room": np.concatenate([(lo - o[:2]) / pos_scale, (hi - o[:2]) / pos_scale, [math.log(area)]]),
+        "area": area,
+    }
+
+
+def collate(wins: list[dict]) -> dict[str, torch.Tensor]:
+    return {
+        "ego": torch.from_numpy(np.stack([w["ego"] for w in wins])).float(),
+        "geo": torch.from_numpy(np.stack([w["geo"] for w in wins])).float(),
+        "obj": torch.from_numpy(np.stack([w["obj"] for w in wins])).float(),
+        "valid": torch.from_numpy(np.stack([w["valid"] for w in wins])),
+        "origin": torch.from_numpy(np.stack([w["origin"] for w in wins])).float(),
+    }
+
+
+# ----------------------------------------------------------------------------- losses
+def match(dec: DecodedSlots, b: int, tgt: dict, slot_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(slot indices, target indices): Hungarian within each class on centre + class cost."""
+    if len(tgt["label"]) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    with torch.no_grad():
+        logp = torch.log_softmax(dec.logits[b].float(), -1).cpu().numpy()  # [S, C+1]
+        cen = dec.center[b].float().cpu().numpy()  # [S, 3]
+        fs = dec.first_seen[b].float().cpu().numpy()
+    rows, cols = [], []
+    for c in np.unique(tgt["label"]):
+        ti = np.nonzero(tgt["label"] == c)[0]
+        si = np.nonzero(slot_classes == c)[0]
+        if si.size == 0:
+            continue
+        cost = (
+            np.abs(cen[si, None, :] - tgt["center"][None, ti, :]).sum(-1)
+            - 0.2 * logp[si, c][:, None]
+            + 0.5 * np.abs(fs[si, None] - tgt["first_seen"][None, ti])
+        )  # [S_c, N_c]
+        if linear_sum_assignment is not None:
+            r, k = linear_sum_assignment(cost)
+        else:  # greedy
+            r, k, used = [], [], set()
+            for i in range(cost.shape[0]):
+                order = [j for j in np.argsort(cost[i]) if j not in used]
+                if order:
+                    r.append(i), k.append(order[0]), used.add(order[0])
+            r, k = np.array(r, dtype=np.int64), np.array(k, dtype=np.int64)
+        rows.append(si[r])
+        cols.append(ti[k])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def describe_loss(dec: DecodedSlots, tgts: list[dict], slot_classes: np.ndarray, qa: bool = False) -> tuple[torch.Tensor, dict]:
+    """Dense-description loss (+ question surrogates with ``qa``) over the batch."""
+    B, S, _ = dec.logits.shape
+    cls_target = torch.full((B, S), NONE_CLASS, dtype=torch.long)
+    l_center, l_size, l_seen, n_match = 0.0, 0.0, 0.0, 0
+    l_count, l_dist, l_long, l_order = 0.0, 0.0, 0.0, 0.0
+    l_room = 0.0
+    probs = torch.softmax(dec.logits.float(), -1)
+    for b, tgt in enumerate(tgts):
+        si, ti = match(dec, b, tgt, slot_classes)
+        room_t = torch.tensor(tgt["room"], dtype=torch.float32)
+        l_room = l_room + F.smooth_l1_loss(dec.room[b], room_t, beta=0.1)
+        if qa:  # room area relative error
+            l_room = l_room + (dec.room[b, 4].exp() - tgt["area"]).abs() / tgt["area"]
+            # counting: expected count per class from all slots vs. truth
+            soft = probs[b, :, :N_CLASSES].sum(0)  # [C]
+            true = torch.from_numpy(np.bincount(tgt["label"], minlength=N_CLASSES)).float()
+            l_count = l_count + ((soft - true).abs() / true.clamp(min=1.0)).mean()
+        if si.size == 0:
+            continue
+        si_t, ti_t = torch.from_numpy(si), torch.from_numpy(ti)
+        cls_target[b, si_t] = torch.from_numpy(tgt["label"][ti]).long()
+        c_t = torch.from_numpy(tgt["center"][ti]).float()
+        s_t = torch.from_numpy(tgt["log_size"][ti]).float()
+        f_t = torch.from_numpy(tgt["first_seen"][ti]).float()
+        pc, ps, pf = dec.center[b, si_t], dec.log_size[b, si_t], dec.first_seen[b, si_t]
+        l_center = l_center + F.smooth_l1_loss(pc, c_t, beta=0.05, reduction="sum")
+        l_size = l_size + F.smooth_l1_loss(ps, s_t, beta=0.05, reduction="sum")
+        l_seen = l_seen + F.smooth_l1_loss(pf, f_t, beta=0.01, reduction="sum")
+        n_match += si.size
+        if qa and si.size >= 2:
+            d_p = torch.cdist(pc, pc)  # [n, n] normalised units
+            d_t = torch.cdist(c_t, c_t)
+            mask = ~torch.eye(si.size, dtype=torch.bool)
+            l_dist = l_dist + ((d_p - d_t).abs() / d_t.clamp(min=0.1))[mask].mean()
+            longest_t = s_t.exp().max(-1).values
+            l_long = l_long + ((ps.exp().max(-1).values - longest_t).abs() / longest_t).mean()
+            # appearance order: hinge on pairwise first-seen differences
+            sign = torch.sign(f_t[:, None] - f_t[None, :])
+            l_order = l_order + F.relu(0.01 - sign * (pf[:, None] - pf[None, :]))[sign != 0].mean() if (sign != 0).any() else l_order
+    # class CE; "none" targets down-weighted (most slots are empty)
+    w = torch.ones(N_CLASSES + 1)
+    w[NONE_CLASS] = 0.5
+    l_cls = F.cross_entropy(dec.logits.float().reshape(B * S, -1), cls_target.reshape(-1), weight=w)
+    nm = max(n_match, 1)
+    parts = {
+        "cls": l_cls,
+        "center": l_center / nm * 5.0,
+        "size": l_size / nm,
+        "seen": l_seen / nm * 5.0,
+        "room": l_room / B,
+    }
+    if qa:
+        parts.update(count=l_count / B, dist=l_dist / B, longest=l_long / B, order=l_order / B)
+    total = sum(parts.values())
+    return total, {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in parts.items()}
+
+
+# ----------------------------------------------------------------------------- CLI
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output directory (checkpoint, log, config)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model init, window sampling and noise")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    parser.add_argument("--stage", choices=("describe", "qa", "both"), default="both",
+                        help="describe: dense description; qa: question surrogates; both: describe then qa (last 25%%)")
+    parser.add_argument("--frames", type=int, default=400, help="frames per rendered training stream")
+    parser.add_argument("--rooms", type=int, default=2, help="max rooms per training scene (1..rooms, cycled)")
+    parser.add_argument("--streams", type=int, default=24, help="number of rendered training streams")
+    parser.add_argument("--noise", choices=("exact", "noisy", "mixed"), default="noisy",
+                        help="detector noise of the training streams (mixed: alternate)")
+    parser.add_argument("--window", default="64,128",
+                        help="frames per training episode; a comma list is sampled per step (longer = fewer per batch)")
+    parser.add_argument("--frames-per-step", type=int, default=128,
+                        help="frames per optimizer step: batch = max(1, frames_per_step // window)")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--log", default=None, help="log file (default OUT/train.log)")
+    parser.add_argument("--init", default=None, help="checkpoint to start from (e.g. stage-1 weights)")
+    parser.add_argument("--cache", default=None, help="stream cache dir (default OUT/../stream_cache)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--time-limit", type=float, default=0.0, help="stop after this many minutes (0: none)")
+    parser.add_argument("--config", default=None, help="JSON of MemoryConfig overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    from spatial_ttt_ros.memory.checkpoint import load_model, save_model
+    from spatial_ttt_ros.memory.data import get_stream, training_recipe
+    from spatial_ttt_ros.memory.model import MemoryConfig, SpatialMemoryModel
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = Path(args.log) if args.log else out / "train.log"
+    cache = Path(args.cache) if args.cache else out.parent / "stream_cache"
+    logf = open(log_path, "a", buffering=1)
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+
+    t_start = time.time()
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    log(f"train: {' '.join(sys.argv)}")
+    log(f"args: {json.dumps({k: v for k, v in vars(args).items() if not k.startswith('_')}, sort_keys=True)}")
+
+    if args.init:
+        model = load_model(args.init)
+        cfg = model.cfg
+    else:
+        cfg = MemoryConfig(**json.loads(args.config)) if args.config else MemoryConfig()
+        model = SpatialMemoryModel(cfg)
+    model.train()
+    slot_classes = model.decoder.slot_classes.cpu().numpy()
+
+    recipe = training_recipe(args.streams, args.rooms, args.frames, args.noise)
+    streams = []
+    for i, r in enumerate(recipe):
+        t = time.time()
+        streams.append(get_stream(cache_dir=cache, **r))
+        log(f"stream {i + 1}/{len(recipe)} {r} ready in {time.time() - t:.1f}s "
+            f"({len(streams[-1].gt_label)} objects)")
+    log(f"data ready in {time.time() - t_start:.0f}s")
+
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    warmup = min(100, max(1, args.steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, args.steps))))
+    )
+    qa_from = {"describe": args.steps + 1, "qa": 0, "both": int(args.steps * 0.75)}[args.stage]
+    windows = [int(w) for w in str(args.window).split(",")]
+    ema: dict[str, float] = {}
+    t_train = time.time()
+    info = {}
+    for step in range(args.steps):
+        qa = step >= qa_from
+        L = windows[int(rng.integers(len(windows)))]
+        reads = sorted({max(1, L // 4), max(1, L // 2), L})
+        n_batch = max(1, args.frames_per_step // L)
+        wins = [
+            sample_window(streams[int(rng.integers(len(streams)))], L, rng, cfg.pos_scale) for _ in range(n_batch)
+        ]
+        batch = collate(wins)
+        outs = model.forward_stream(batch["ego"], batch["geo"], batch["obj"], batch["valid"], batch["origin"], reads)
+        loss = 0.0
+        parts_sum: dict[str, float] = {}
+        for t, dec in zip(reads, outs):
+            tg = [targets_at(w, t, cfg.pos_scale) for w in wins]
+            l, parts = describe_loss(dec, tg, slot_classes, qa=qa)
+            loss = loss + l / len(reads)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v / len(reads)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        lv = float(loss)
+        for k, v in {"loss": lv, **parts_sum}.items():
+            ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
+        if step % 10 == 0 or step == args.steps - 1:
+            log(
+                f"step {step} L {L} {'qa' if qa else 'describe'} loss {lv:.4f} ema {ema['loss']:.4f} "
+                + " ".join(f"{k} {v:.3f}" for k, v in parts_sum.items())
+                + f" gnorm {float(gn):.2f} lr {sched.get_last_lr()[0]:.2e} t {time.time() - t_train:.0f}s"
+            )
+        if not math.isfinite(lv):
+            log("non-finite loss: stopping")
+            return 1
+        if (step + 1) % 200 == 0 or step == args.steps - 1:
+            info = {
+                "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
+                "seed": args.seed,
+                "steps_done": step + 1,
+                "stage": args.stage,
+                "recipe": recipe,
+                "window": args.window,
+                "frames_per_step": args.frames_per_step,
+                "train_seconds": round(time.time() - t_train, 1),
+                "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
+            }
+            save_model(out / "model.safetensors", model, info)
+        if args.time_limit and time.time() - t_train > args.time_limit * 60:
+            log(f"time limit reached after {step + 1} steps")
+            info = {
+                "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
+                "seed": args.seed,
+                "steps_done": step + 1,
+                "stage": args.stage,
+                "recipe": recipe,
+                "window": args.window,
+                "frames_per_step": args.frames_per_step,
+                "train_seconds": round(time.time() - t_train, 1),
+                "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
+            }
+            save_model(out / "model.safetensors", model, info)
+            break
+    log(f"done: {json.dumps(info)} wall {time.time() - t_start:.0f}s")
+    (out / "train_info.json").write_text(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        return eval_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.memory.training")
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+
+# ----------------------------------------------------------------------------- quick eval
+def quick_eval(
+    methods: dict,
+    seeds=(9000, 9001, 9002),
+    n_frames: int = 1000,
+    n_rooms: int = 2,
+    rate_hz: float = 10.0,
+    noise: str = "noisy",
+    width: int = 160,
+    height: int = 120,
+    log=print,
+) -> dict:
+    """VSI-style score of each memory in ``methods`` (name -> SpatialMemory) on held-out scenes.
+
+    Same path as the benchmark: simulator stream -> FrontEnd(labels, noise) -> tokens ->
+    memory -> inventory -> reasoning.qa.answer_question -> evaluation.metrics.
+    """
+    from spatial_ttt_ros.evaluation.metrics import aggregate, score_record
+    from spatial_ttt_ros.frames import CameraFrame
+    from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS
+    from spatial_ttt_ros.memory.front_end import FrontEnd
+    from spatial_ttt_ros.reasoning.answer import QuestionError
+    from spatial_ttt_ros.reasoning.qa import answer_question
+    from spatial_ttt_ros.sim.questions import generate_questions
+    from spatial_ttt_ros.sim.stream import simulate_stream
+
+    scored: dict[str, list] = {m: [] for m in methods}
+    for seed in seeds:
+        if seed not in HELD_OUT_SEEDS:
+            raise ValueError(f"quick_eval seed {seed} is not a held-out seed")
+        ss = simulate_stream(seed, n_rooms, n_frames, rate_hz, width, height)
+        front = FrontEnd(source="labels", noise=noise, noise_seed=seed)
+        tokens, seen = [], {}
+        for i, (stamp, T) in enumerate(ss.trajectory):
+            _, depth, labels, inst = ss.renderer.render(T, shade=False)
+            ss._note_visible(inst, i, seen)
+            frame = CameraFrame(stamp=stamp, depth=depth, K=ss.K, T_world_cam=T, labels=labels, frame_index=i)
+            tokens.append(front.process(frame)[1])
+        t0 = ss.trajectory[0][0]
+        first_seen = {k: ss.trajectory[i][0] - t0 for k, i in sorted(seen.items())}
+        qs = generate_questions(ss.scene, first_seen, seed, f"heldout{seed}", visited_rooms=ss.visited_rooms)
+        for name, mem in methods.items():
+            t = time.time()
+            mem.reset()
+            for tok in tokens:
+                mem.observe(tok)
+            inv = mem.inventory()
+            for q in qs:
+                try:
+                    pred = answer_question(q["question"], q["options"] or None, inv).prediction()
+                except QuestionError:
+                    pred = float("nan")
+                scored[name].append((q, score_record(q, pred)))
+            log(f"seed {seed} {name}: {len(inv.objects)} objects decoded ({len(ss.scene.objects)} in scene, "
+                f"{len(first_seen)} seen), {time.time() - t:.1f}s")
+    return {name: aggregate(s) for name, s in scored.items()}
+
+
+def eval_main(argv: list[str]) -> int:
+    from spatial_ttt_ros.memory.baselines import make_memory
+
+    p = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.memory.training eval")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--methods", default="ttt,ttt_frozen,object_map")
+    p.add_argument("--seeds", default="9000,9001,9002")
+    p.add_argument("--frames", type=int, default=1000)
+    p.add_argument("--rooms", type=int, default=2)
+    p.add_argument("--rate", type=float, default=10.0)
+    p.add_argument("--noise", default="noisy")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    methods = {
+        m: make_memory(m, checkpoint=None if m == "object_map" else a.checkpoint) for m in a.methods.split(",")
+    }
+    res = quick_eval(methods, [int(s) for s in a.seeds.split(",")], a.frames, a.rooms, a.rate, a.noise)
+    for name, r in res.items():
+        print(f"{name:14s} overall {r['overall']:.1f}  " + " ".join(f"{k[:14]} {v:.0f}" for k, v in r["tasks"].items()))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
