@@ -542,11 +542,12 @@ _ROOM_TEMPLATES: dict[str, list[tuple[str, str, int, int, str]]] = {
         ("sofa", "wall", 1, 1, ""), ("cabinet", "wall", 1, 2, ""), ("table", "free", 1, 1, "coffee"),
         ("tv", "tv", 1, 1, ""), ("lamp", "near_wall", 0, 2, ""), ("potted plant", "near_wall", 1, 2, ""),
         ("chair", "wall", 0, 2, ""), ("clock", "wall_mount", 0, 1, ""), ("vase", "on", 0, 1, ""),
+        ("laptop", "on", 0, 1, ""),
     ],
     "kitchen": [
         ("refrigerator", "wall", 1, 1, ""), ("oven", "wall", 1, 1, ""), ("sink", "wall", 1, 1, ""),
         ("cabinet", "wall", 1, 3, ""), ("table_group", "table_group", 0, 1, ""), ("microwave", "on", 1, 1, ""),
-        ("clock", "wall_mount", 0, 1, ""), ("potted plant", "near_wall", 0, 1, ""),
+        ("clock", "wall_mount", 0, 1, ""), ("potted plant", "near_wall", 0, 1, ""), ("vase", "on", 0, 1, ""),
     ],
     "bedroom": [
         ("bed", "wall", 1, 1, ""), ("cabinet", "wall", 1, 2, "tall"), ("lamp", "near_wall", 1, 1, ""),
@@ -567,6 +568,14 @@ _ROOM_TEMPLATES: dict[str, list[tuple[str, str, int, int, str]]] = {
         ("potted plant", "near_wall", 0, 1, ""),
     ],
 }
+
+
+# Categories that a home usually has once: a second instance in the scene is placed only
+# with probability 1 - SINGLETON_SKIP, so many categories stay unique (questions that name
+# one object need a category with exactly one instance).
+SINGLETON_PRONE = frozenset({"sofa", "bed", "tv", "toilet", "sink", "refrigerator", "microwave", "oven", "lamp",
+                             "laptop", "clock", "vase"})
+SINGLETON_SKIP = 0.75
 
 
 @dataclass
@@ -754,6 +763,9 @@ class _RoomFurnisher:
         for label, placement, lo, hi, variant in _ROOM_TEMPLATES[kind]:
             count = int(self.rng.integers(lo, hi + 1))
             for _ in range(count):
+                if label in SINGLETON_PRONE and any(o.label == label for o in self.objects):
+                    if self.rng.random() < SINGLETON_SKIP:
+                        continue
                 made: list[SceneObject] = []
                 if placement == "wall":
                     o = self.place_wall(label, variant)
