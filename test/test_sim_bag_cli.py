@@ -15,7 +15,6 @@ from rosbags.typesys import Stores, get_typestore
 from spatial_ttt_ros import topics
 from spatial_ttt_ros.cli import main
 from spatial_ttt_ros.sim import cli as sim_cli
-from spatial_ttt_ros.sim import rgbd_convert
 from spatial_ttt_ros.sim.bag_writer import BAG_EPOCH_NS, quaternion_to_rotation
 from spatial_ttt_ros.sim.stream import simulate_stream
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
+from spatial_ttt_ros.classes import CLASS_TO_ID
 
 WALL_THICKNESS = 0.05  # metres: each room owns a 5 cm wall on each side of its grid cell
 DOOR_HEIGHT = 2.1  # metres
