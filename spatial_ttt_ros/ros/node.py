@@ -1,0 +1,796 @@
+"""The ROS 2 node: camera topics in, spatial answers out (a lifecycle node).
+
+Thin glue over ``memory.pipeline.SpatialMemoryPipeline``:
+
+- configure: read and check the parameters, build the front-end (label image or
+  ONNX detector) and the memory model, create publishers and services;
+- activate: subscribe to the inputs, start the worker thread and the timers;
+- deactivate / cleanup undo those steps. With ``autostart`` (default) the node
+  configures and activates itself at start-up, so no lifecycle manager is needed.
+
+Callbacks never wait on the model: inputs are paired by stamp (``frame_sync``),
+checked (camera_info present, encodings, sizes, stamp order) and offered to a
+bounded drop-oldest queue (``worker``). One lock guards the pipeline, so a model step
+and an answer never interleave; services answer from the latest state.
+
+Stamps going backwards by more than ``time_jump_threshold_s`` (a replayed bag
+restarting) reset the memory with a warning (``on_time_jump: reset``, default) or
+drop frames until time passes the last stamp (``drop``); smaller backward steps drop
+the frame as out of order. Every problem is logged (throttled per kind) and counted
+on /diagnostics; the node stays up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
+
+from spatial_ttt_ros import topics
+from spatial_ttt_ros.classes import CLASS_TO_ID, canonical_class
+from spatial_ttt_ros.frames import CameraFrame
+from spatial_ttt_ros.msg import Answer as AnswerMsg
+from spatial_ttt_ros.msg import SceneDescription
+from spatial_ttt_ros.reasoning.answer import QuestionError
+from spatial_ttt_ros.ros import conversions as conv
+from spatial_ttt_ros.ros.frame_sync import ApproximateTimeSync, SyncedSet
+from spatial_ttt_ros.ros.memory_files import MemoryPathError, resolve_memory_path
+from spatial_ttt_ros.ros.params import NodeParams, declare_parameters, read_parameters
+from spatial_ttt_ros.ros.stats import NodeStats
+from spatial_ttt_ros.ros.worker import FrameWorker, WorkItem
+from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
+
+try:  # optional: not installable from PyPI; present on a robot with ROS from apt
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the machine
+    tf2_ros = None
+
+NODE_NAME = "spatial_ttt"
+
+
+# ----------------------------------------------------------------------------- building the core
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without a GPU is an error."""
+    if requested == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        has_cuda = bool(torch.cuda.is_available())
+    except ImportError:
+        has_cuda = False
+    if requested == "cuda" and not has_cuda:
+        raise ValueError("parameter device=cuda but torch sees no CUDA GPU (use auto or cpu)")
+    return "cuda" if has_cuda else "cpu"
+
+
+def available_providers(preferred: list[str]) -> list[str]:
+    """The preferred onnxruntime providers that this onnxruntime build has, in order (CPU last resort)."""
+    import onnxruntime
+
+    have = set(onnxruntime.get_available_providers())
+    chosen = [p for p in preferred if p in have]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def label_id_table(class_names: list[str]) -> np.ndarray:
+    """Lookup table: the label image's id -> the core's class id (classes.py), 0 for unknown names."""
+    table = np.zeros(len(class_names) + 1, dtype=np.int32)
+    for i, name in enumerate(class_names, start=1):
+        canonical = canonical_class(name)
+        table[i] = CLASS_TO_ID[canonical] if canonical else 0
+    return table
+
+
+def build_pipeline(p: NodeParams, device: str):
+    """Front-end + memory + reasoning as the parameters ask (no ROS involved)."""
+    from spatial_ttt_ros.memory.front_end import FrontEnd
+    from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, make_memory
+
+    if p.method.strip().lower() == "object_map":
+        if p.checkpoint:
+            raise ValueError("parameter checkpoint is set but method object_map has no weights")
+        memory = make_memory("object_map")
+    else:
+        memory = make_memory(p.method, p.checkpoint or None, device=device)
+    cfg = getattr(getattr(memory, "model", None), "cfg", None)
+    layout = {"grid": tuple(cfg.grid), "max_objects": int(cfg.max_objects)} if cfg is not None else {}
+    if p.detector == "onnx":
+        model_path = Path(p.model_path).expanduser()
+        if not model_path.is_file():
+            raise FileNotFoundError(f"parameter model_path: no ONNX model at {model_path}")
+        names = Path(p.class_names_file).expanduser() if p.class_names_file else model_path.parent / "coco_classes.txt"
+        if not names.is_file():
+            raise FileNotFoundError(f"parameter class_names_file: no class-name file at {names}")
+        front_end = FrontEnd(
+            source="detector",
+            model_path=model_path,
+            class_names=names,
+            providers=available_providers(p.providers),
+            score_threshold=p.score_threshold,
+            **layout,
+        )
+    else:
+        front_end = FrontEnd(source="labels", **layout)
+    return SpatialMemoryPipeline(front_end, memory)
+
+
+def _timed(obj, attr: str, stats) -> None:
+    """Time every call of ``obj.attr`` into ``stats`` (per-stage latency without touching the core)."""
+    inner = getattr(obj, attr)
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            stats.add(time.perf_counter() - t0)
+
+    setattr(obj, attr, wrapper)
+
+
+@dataclass
+class FramePayload:
+    synced: SyncedSet
+    K: np.ndarray
+    frame_id: str  # the depth image's frame (TF lookups)
+
+
+# ----------------------------------------------------------------------------- the node
+
+
+class SpatialTTTNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self)
+        self.stats = NodeStats()
+        self.params: NodeParams | None = None
+        self.device = "cpu"
+        self.pipeline = None
+        self._pipeline_lock = threading.RLock()  # model steps and answers never interleave
+        self._sync_lock = threading.Lock()
+        self._log_times: dict[str, float] = {}
+        self._answers_given = 0
+        self._subs: list = []
+        self._timers: list = []
+        self._services: list = []
+        self._pubs: dict = {}
+        self._worker: FrameWorker | None = None
+        self._sync: ApproximateTimeSync | None = None
+        self._camera_info: CameraInfo | None = None
+        self._K: np.ndarray | None = None
+        self._pose_topic_in_use: str | None = None  # auto without TF: the first of pose/odom to publish
+        self._last_offered_stamp: float | None = None
+        self._label_table: np.ndarray | None = None
+        self._camera_in_base = np.eye(4)
+        self._tf_buffer = None
+        self._tf_listener = None
+        self._last_problem_total = 0
+        self._last_drops = 0
+        self.configure_error = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            p = read_parameters(self)
+            if p.pose_source == "tf" and tf2_ros is None:
+                raise ValueError("parameter pose_source=tf but tf2_ros is not installed (use pose, odom or auto)")
+            self.device = resolve_device(p.device)
+            t0 = time.perf_counter()
+            pipeline = build_pipeline(p, self.device)
+            p.memory_root.mkdir(parents=True, exist_ok=True)
+        except Exception as exc:  # a clear one-line reason; the node stays unconfigured
+            self.configure_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self.configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        self.params = p
+        self.pipeline = pipeline
+        _timed(pipeline.front_end, "detect", self.stats.latency["detect"])
+        _timed(pipeline.front_end, "process", self.stats.latency["tokenize"])  # detect+lift+tokenise
+        _timed(pipeline.memory, "observe", self.stats.latency["memory"])
+        self._label_table = label_id_table(p.class_names)
+        self._camera_in_base = conv.pose7_to_matrix(p.camera_in_base)
+        self._fp16 = p.fp16 and self.device == "cuda"
+
+        self._pubs = {
+            "description": self.create_publisher(SceneDescription, "~/scene_description", 10),
+            "answers": self.create_publisher(AnswerMsg, "~/answers", 10),
+            "markers": self.create_publisher(
+                MarkerArray, "~/markers", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            ),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
+        group = MutuallyExclusiveCallbackGroup()  # services queue behind each other, not behind frames
+        self._services = [
+            self.create_service(Ask, "~/ask", self._on_ask, callback_group=group),
+            self.create_service(Query, "~/query", self._on_query, callback_group=group),
+            self.create_service(Describe, "~/describe", self._on_describe, callback_group=group),
+            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
+            self.create_service(SaveMemory, "~/save_memory", self._on_save, callback_group=group),
+            self.create_service(LoadMemory, "~/load_memory", self._on_load, callback_group=group),
+        ]
+        self.get_logger().info(
+            f"configured in {time.perf_counter() - t0:.1f} s: memory {p.method} on {self.device}"
+            f"{' (fp16)' if self._fp16 else ''}, detector {p.detector}"
+            + (f" ({', '.join(available_providers(p.providers))})" if p.detector == "onnx" else "")
+            + f", memory_dir {p.memory_root}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        p = self.params
+        pose_mode = self._pose_mode()
+        partners = ["color"] + (["labels"] if p.detector == "labels" else []) + (["pose"] if pose_mode != "tf" else [])
+        self._sync = ApproximateTimeSync(
+            anchor="depth",
+            partners=partners,
+            tolerance=p.sync_tolerance_s,
+            buffer_size=p.sync_buffer_size,
+            jump_threshold=p.time_jump_threshold_s,
+            interpolators={"pose": conv.interpolate_pose},
+        )
+        self._last_offered_stamp = None
+        self._pose_topic_in_use = None
+        self._worker = FrameWorker(p.queue_size, self._process_frame, self._on_new_generation, self._on_worker_error)
+        self._worker.start()
+
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=p.qos_depth,
+            reliability=ReliabilityPolicy.BEST_EFFORT if p.qos_reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        group = MutuallyExclusiveCallbackGroup()  # the sync is fed by one callback at a time
+        sub = lambda t, topic, cb: self.create_subscription(t, topic, cb, qos, callback_group=group)  # noqa: E731
+        if p.use_compressed:
+            self._subs.append(sub(CompressedImage, topics.COLOR_COMPRESSED, self._on_color))
+        else:
+            self._subs.append(sub(Image, topics.COLOR, self._on_color))
+        self._subs.append(sub(Image, topics.DEPTH, self._on_depth))
+        # camera_info is latched by many drivers; reliable + transient-local would miss best-effort
+        # publishers, so it uses the input QoS like the images.
+        self._subs.append(sub(CameraInfo, topics.CAMERA_INFO, self._on_camera_info))
+        if p.detector == "labels":
+            self._subs.append(sub(Image, topics.LABELS, self._on_labels))
+        if pose_mode == "tf":
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self, spin_thread=False)
+        if pose_mode in ("pose", "any"):
+            self._subs.append(sub(PoseStamped, topics.POSE, self._on_pose))
+        if pose_mode in ("odom", "any"):
+            self._subs.append(sub(Odometry, topics.ODOM, self._on_odom))
+
+        timer_group = MutuallyExclusiveCallbackGroup()
+        if p.description_period_s > 0:
+            self._timers.append(self.create_timer(p.description_period_s, self._publish_description, callback_group=timer_group))
+        if p.diagnostics_period_s > 0:
+            self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics, callback_group=timer_group))
+        self.get_logger().info(
+            f"active: pose from {pose_mode if pose_mode != 'any' else 'the first of ' + topics.POSE + ' / ' + topics.ODOM}, "
+            f"colour {'compressed' if p.use_compressed else 'raw'}, sync tolerance {p.sync_tolerance_s} s, "
+            f"queue {p.queue_size} (drop-oldest), QoS {p.qos_reliability}/{p.qos_depth}"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._destroy_outputs()
+        with self._pipeline_lock:
+            self.pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        self._destroy_outputs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _pose_mode(self) -> str:
+        src = self.params.pose_source
+        if src == "auto":
+            return "tf" if tf2_ros is not None else "any"
+        return src
+
+    def _stop_inputs(self) -> None:
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for t in self._timers:
+            self.destroy_timer(t)
+        self._subs, self._timers = [], []
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        self._tf_listener = None
+        self._tf_buffer = None
+
+    def _destroy_outputs(self) -> None:
+        for s in self._services:
+            self.destroy_service(s)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._services, self._pubs = [], {}
+
+    # ------------------------------------------------------------------ problems
+
+    def _problem(self, kind: str, message: str) -> None:
+        """Count a problem and log it, at most once per log_throttle_s per kind."""
+        self.stats.problem(kind, message)
+        now = time.monotonic()
+        throttle = self.params.log_throttle_s if self.params else 5.0
+        if now - self._log_times.get(kind, -1e9) >= throttle:
+            self._log_times[kind] = now
+            n = self.stats.problems_snapshot().get(kind, 0)
+            self.get_logger().warning(f"{kind}: {message} ({n} so far)")
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            K = conv.camera_info_to_K(msg)
+        except ValueError as exc:
+            self._problem("bad_camera_info", str(exc))
+            return
+        self._camera_info, self._K = msg, K
+
+    def _on_color(self, msg) -> None:
+        self._add("color", msg)
+
+    def _on_depth(self, msg: Image) -> None:
+        self._add("depth", msg)
+
+    def _on_labels(self, msg: Image) -> None:
+        self._add("labels", msg)
+
+    def _take_pose_topic(self, topic: str) -> bool:
+        if self._pose_topic_in_use is None:
+            self._pose_topic_in_use = topic
+            self.get_logger().info(f"camera pose from {topic}")
+        return self._pose_topic_in_use == topic
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        if not self._take_pose_topic(topics.POSE):
+            return
+        try:
+            T = conv.pose_to_matrix(msg.pose)
+        except ValueError as exc:
+            self._problem("bad_pose", f"{topics.POSE}: {exc}")
+            return
+        self._check_world_frame(msg.header.frame_id, topics.POSE)
+        self._add("pose", msg, T)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if not self._take_pose_topic(topics.ODOM):
+            return
+        try:
+            T = conv.pose_to_matrix(msg.pose.pose) @ self._camera_in_base
+        except ValueError as exc:
+            self._problem("bad_pose", f"{topics.ODOM}: {exc}")
+            return
+        self._check_world_frame(msg.header.frame_id, topics.ODOM)
+        self._add("pose", msg, T)
+
+    def _check_world_frame(self, frame_id: str, topic: str) -> None:
+        if frame_id and frame_id.lstrip("/") != self.params.world_frame:
+            self._problem(
+                "pose_frame",
+                f"{topic} is in frame '{frame_id}', not world_frame '{self.params.world_frame}'; used as if it were",
+            )
+
+    def _add(self, stream: str, msg, item=None) -> None:
+        stamp = conv.stamp_to_sec(msg.header.stamp)
+        with self._sync_lock:
+            if self._sync is None:
+                return
+            result = self._sync.add(stream, stamp, msg if item is None else item)
+        if result.time_jump:
+            self.get_logger().warning(
+                f"time jumped back on {stream} (to {stamp:.3f} s): input buffers cleared"
+                + (f", {result.discarded_on_jump} waiting frame(s) discarded" if result.discarded_on_jump else "")
+            )
+        for d in result.dropped:
+            for missing in d.missing:
+                why = "never arrived in time (buffer full)" if d.overflow else f"none within {self._sync.tolerance} s"
+                kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
+                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: {missing} {why}")
+                break  # one problem per dropped frame
+        for s in result.sets:
+            self._offer(s)
+
+    def _offer(self, s: SyncedSet) -> None:
+        """Cheap header checks, stamp order, then the worker's queue (never blocks)."""
+        self.stats.input_rate.tick()
+        depth, color = s.items["depth"], s.items["color"]
+        if self._K is None:
+            self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {topics.CAMERA_INFO}")
+            return
+        reason = self._header_problem(depth, color, s.items.get("labels"))
+        if reason is not None:
+            self._problem(*reason)
+            return
+        last = self._last_offered_stamp
+        if last is not None and s.stamp <= last:
+            if last - s.stamp > self.params.time_jump_threshold_s:
+                if self.params.on_time_jump == "reset":
+                    self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s (to {s.stamp:.3f} s): memory reset, new stream")
+                    self._worker.new_generation()
+                else:
+                    self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s: frame at {s.stamp:.3f} s dropped (on_time_jump=drop)")
+                    return
+            else:
+                self._problem("out_of_order", f"frame at {s.stamp:.3f} s is not newer than the last ({last:.3f} s): dropped")
+                return
+        self._last_offered_stamp = s.stamp
+        if not self._worker.offer(FramePayload(s, self._K, depth.header.frame_id)):
+            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {self._worker.capacity})")
+
+    def _header_problem(self, depth: Image, color, labels) -> tuple[str, str] | None:
+        denc = depth.encoding.lower()
+        if denc not in conv.DEPTH_ENCODINGS:
+            return "unsupported_encoding", f"depth encoding '{depth.encoding}' (use 16UC1 millimetres or 32FC1 metres)"
+        if isinstance(color, Image):
+            if color.encoding.lower() not in conv.COLOR_ENCODINGS:
+                return "unsupported_encoding", f"colour encoding '{color.encoding}' (use rgb8, bgr8 or mono8)"
+            if (color.width, color.height) != (depth.width, depth.height):
+                return (
+                    "size_mismatch",
+                    f"colour is {color.width}x{color.height} but depth is {depth.width}x{depth.height}; "
+                    "publish depth registered to the colour image",
+                )
+        if labels is not None:
+            if labels.encoding.lower() not in conv.LABEL_ENCODINGS:
+                return "unsupported_encoding", f"label encoding '{labels.encoding}' (use 16UC1 or mono8)"
+            if (labels.width, labels.height) != (depth.width, depth.height):
+                return "size_mismatch", f"labels are {labels.width}x{labels.height} but depth is {depth.width}x{depth.height}"
+        info = self._camera_info
+        if info.width and info.height and (info.width, info.height) != (depth.width, depth.height):
+            return "size_mismatch", f"camera_info is {info.width}x{info.height} but depth is {depth.width}x{depth.height}"
+        return None
+
+    # ------------------------------------------------------------------ worker side
+
+    def _autocast(self):
+        if not self._fp16:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cuda", dtype=torch.float16)
+
+    def _on_new_generation(self, generation: int) -> None:
+        with self._pipeline_lock:
+            self.pipeline.reset()
+        self.get_logger().warning(f"memory reset: a new stream started (generation {generation})")
+
+    def _lookup_tf(self, frame_id: str, stamp: float) -> np.ndarray:
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        t = self._tf_buffer.lookup_transform(
+            self.params.world_frame,
+            frame_id or topics.CAMERA_FRAME,
+            Time(seconds=stamp),
+            timeout=Duration(seconds=self.params.tf_timeout_s),
+        )
+        return conv.transform_to_matrix(t.transform)
+
+    def _process_frame(self, item: WorkItem) -> None:
+        payload: FramePayload = item.payload
+        s = payload.synced
+        t0 = time.perf_counter()
+        depth = conv.depth_to_metres(s.items["depth"])
+        color = s.items["color"]
+        rgb = conv.compressed_to_rgb(color) if isinstance(color, CompressedImage) else conv.color_to_rgb(color)
+        if rgb.shape[:2] != depth.shape:
+            raise conv.UnsupportedEncoding(f"decoded colour is {rgb.shape[1]}x{rgb.shape[0]}, depth {depth.shape[1]}x{depth.shape[0]}")
+        labels = None
+        if "labels" in s.items:
+            ids = conv.labels_to_ids(s.items["labels"])
+            table = self._label_table
+            labels = table[np.clip(ids, 0, len(table) - 1)] * (ids < len(table))  # unknown ids -> 0
+        if "pose" in s.items:
+            T = s.items["pose"]
+        else:
+            try:
+                T = self._lookup_tf(payload.frame_id, s.stamp)
+            except Exception as exc:  # tf2 raises several exception types
+                self._problem("no_pose", f"frame at {s.stamp:.3f} s dropped: no transform {self.params.world_frame} <- {payload.frame_id} ({exc})")
+                return
+        frame = CameraFrame(stamp=s.stamp, depth=depth, K=payload.K, T_world_cam=T, rgb=rgb, labels=labels)
+        self.stats.latency["decode"].add(time.perf_counter() - t0)
+        with self._pipeline_lock, self._autocast():
+            if self.pipeline is None or (self._worker is not None and item.generation < self._worker.generation):
+                return  # the memory was reset or reloaded while this frame waited
+            self.pipeline.process(frame)
+        self.stats.processed_rate.tick()
+        self.stats.end_to_end.add(time.monotonic() - item.enqueued)
+
+    def _on_worker_error(self, exc: BaseException, item: WorkItem) -> None:
+        stamp = getattr(getattr(item.payload, "synced", None), "stamp", float("nan"))
+        if isinstance(exc, conv.UnsupportedEncoding):
+            self._problem("unsupported_encoding", f"frame at {stamp:.3f} s: {exc}")
+        elif isinstance(exc, ValueError):
+            self._problem("bad_frame", f"frame at {stamp:.3f} s: {exc}")
+        else:
+            self._problem("worker_error", f"frame at {stamp:.3f} s: {type(exc).__name__}: {exc}")
+            self.get_logger().debug("".join(traceback.format_exception(exc)))
+
+    # ------------------------------------------------------------------ services
+
+    def _answer(self, question: str, compute) -> tuple[bool, str, AnswerMsg]:
+        t0 = time.perf_counter()
+        try:
+            with self._pipeline_lock, self._autocast():
+                if self.pipeline is None:
+                    raise RuntimeError("the node is not configured")
+                answer = compute()
+                stamp = self.pipeline.inventory().stamp
+        except QuestionError as exc:
+            self._problem("question_error", str(exc))
+            return False, str(exc), AnswerMsg()
+        except Exception as exc:
+            self._problem("answer_error", f"{type(exc).__name__}: {exc}")
+            return False, f"internal error: {type(exc).__name__}: {exc}", AnswerMsg()
+        finally:
+            self.stats.latency["answer"].add(time.perf_counter() - t0)
+        msg = conv.answer_to_msg(answer, question, stamp, self.params.world_frame)
+        self._answers_given += 1
+        if "answers" in self._pubs:
+            self._pubs["answers"].publish(msg)
+        return True, "", msg
+
+    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+        question = request.question.strip()
+        if not question:
+            self._problem("question_error", "empty question")
+            response.success, response.error = False, "empty question: ask e.g. 'How many chairs are in the room?'"
+            return response
+        options = [o for o in request.options if o.strip()] or None
+        response.success, response.error, response.answer = self._answer(
+            question, lambda: self.pipeline.ask(question, options)
+        )
+        return response
+
+    def _on_query(self, request: Query.Request, response: Query.Response) -> Query.Response:
+        task = request.task_type.strip()
+        if not task:
+            self._problem("question_error", "empty task_type")
+            response.success, response.error = False, "empty task_type: one of the task types in Answer.msg"
+            return response
+        objects = [o for o in request.object_names if o.strip()]
+        options = [o for o in request.options if o.strip()] or None
+        response.success, response.error, response.answer = self._answer(
+            "", lambda: self.pipeline.query(task, objects, options)
+        )
+        return response
+
+    def _describe_msg(self) -> SceneDescription:
+        with self._pipeline_lock, self._autocast():
+            inventory = self.pipeline.inventory()
+            text = self.pipeline.describe()
+            frames = self.pipeline.frames_processed
+        return conv.inventory_to_description(inventory, text, frames, inventory.stamp, self.params.world_frame)
+
+    def _on_describe(self, request, response: Describe.Response) -> Describe.Response:
+        try:
+            response.description = self._describe_msg()
+            response.success = True
+        except Exception as exc:
+            self._problem("describe_error", f"{type(exc).__name__}: {exc}")
+            response.success, response.error = False, f"{type(exc).__name__}: {exc}"
+        return response
+
+    def _forget_stream(self) -> int:
+        """Reset the memory now, and make queued frames and half-synced inputs stale."""
+        with self._pipeline_lock:
+            frames = self.pipeline.frames_processed
+            self.pipeline.reset()
+            if self._worker is not None:
+                self._worker.new_generation()
+                self._worker.mark_generation_applied()
+        with self._sync_lock:
+            if self._sync is not None:
+                self._sync.clear()
+            self._last_offered_stamp = None
+        return frames
+
+    def _on_reset(self, request, response: Trigger.Response) -> Trigger.Response:
+        frames = self._forget_stream()
+        response.success, response.message = True, f"memory reset ({frames} frames forgotten)"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_save(self, request: SaveMemory.Request, response: SaveMemory.Response) -> SaveMemory.Response:
+        try:
+            path = resolve_memory_path(self.params.memory_root, request.path, must_exist=False)
+            with self._pipeline_lock:
+                self.pipeline.save(path)
+                response.state_bytes = int(self.pipeline.state_bytes())
+        except Exception as exc:
+            self._problem("save_failed", f"{request.path!r}: {exc}")
+            response.success, response.message = False, f"not saved: {exc}"
+            return response
+        response.success, response.message = True, str(path)
+        self.get_logger().info(f"memory saved to {path} ({response.state_bytes} bytes of state)")
+        return response
+
+    def _on_load(self, request: LoadMemory.Request, response: LoadMemory.Response) -> LoadMemory.Response:
+        try:
+            path = resolve_memory_path(self.params.memory_root, request.path, must_exist=True)
+        except MemoryPathError as exc:
+            self._problem("load_refused", str(exc))
+            response.success, response.message = False, str(exc)
+            return response
+        with self._pipeline_lock, tempfile.TemporaryDirectory(prefix="spatial_ttt_rollback_") as tmp:
+            # A refused file must not cost the robot its current memory: keep a copy to restore.
+            rollback = Path(tmp) / "state"
+            try:
+                self.pipeline.save(rollback)
+            except Exception:
+                rollback = None  # nothing to keep (empty memory)
+            try:
+                self.pipeline.load(path)
+            except Exception as exc:
+                try:
+                    if rollback is not None:
+                        self.pipeline.load(rollback)
+                    else:
+                        self.pipeline.reset()
+                except Exception as restore_exc:  # should not happen: our own fresh save
+                    self.pipeline.reset()
+                    self.get_logger().error(f"could not restore the memory after a failed load: {restore_exc}")
+                message = f"refused {path.name}: {exc}" if isinstance(exc, (ValueError, FileNotFoundError)) else (
+                    f"refused {path.name}: not a readable memory state ({type(exc).__name__}: {exc})"
+                )
+                self._problem("load_refused", message)
+                response.success, response.message = False, message + " (memory unchanged)"
+                return response
+            frames = self.pipeline.frames_processed
+            if self._worker is not None:  # frames queued for the old stream are stale now
+                self._worker.new_generation()
+                self._worker.mark_generation_applied()
+        with self._sync_lock:
+            self._last_offered_stamp = None
+        response.success, response.message = True, f"loaded {path} ({frames} frames)"
+        self.get_logger().info(response.message)
+        return response
+
+    # ------------------------------------------------------------------ periodic outputs
+
+    def _publish_description(self) -> None:
+        desc_pub, marker_pub = self._pubs.get("description"), self._pubs.get("markers")
+        want_desc = desc_pub is not None and desc_pub.get_subscription_count() > 0
+        want_markers = marker_pub is not None and marker_pub.get_subscription_count() > 0
+        if not (want_desc or want_markers):
+            return  # decoding the memory costs CPU: only for listeners
+        try:
+            msg = self._describe_msg()
+            with self._pipeline_lock:
+                inventory = self.pipeline.inventory()
+        except Exception as exc:
+            self._problem("describe_error", f"{type(exc).__name__}: {exc}")
+            return
+        if want_desc:
+            desc_pub.publish(msg)
+        if want_markers:
+            marker_pub.publish(conv.inventory_to_markers(inventory, msg.header.stamp, self.params.world_frame))
+
+    def diagnostics_status(self) -> DiagnosticStatus:
+        st = self.stats
+        worker = self._worker
+        problems = st.problems_snapshot()
+        with self._pipeline_lock:
+            counters = self.pipeline.counters() if self.pipeline is not None else {}
+        values: list[tuple[str, str]] = [
+            ("state", self._state_machine.current_state[1] if hasattr(self, "_state_machine") else "?"),
+            ("device", self.device + (" fp16" if getattr(self, "_fp16", False) else "")),
+            ("method", self.params.method if self.params else ""),
+            ("detector", self.params.detector if self.params else ""),
+            ("input rate [Hz]", f"{st.input_rate.rate():.2f}"),
+            ("processed rate [Hz]", f"{st.processed_rate.rate():.2f}"),
+            ("frames in", str(st.input_rate.total)),
+            ("frames processed", str(worker.processed if worker else counters.get("frames_processed", 0))),
+            ("frames in memory", str(counters.get("frames_processed", 0))),
+            ("dropped (queue full)", str(worker.dropped if worker else 0)),
+            ("discarded (reset)", str(worker.discarded if worker else 0)),
+            ("queue depth", f"{worker.depth() if worker else 0}/{worker.capacity if worker else 0}"),
+            ("state bytes", str(counters.get("state_bytes", 0))),
+            ("answers given", str(self._answers_given)),
+        ]
+        for stage, lat in st.latency.items():
+            s = lat.summary()
+            if s:
+                values.append((f"latency {stage} p50/p95 [ms]", f"{s['p50_ms']:.1f}/{s['p95_ms']:.1f}"))
+        e2e = st.end_to_end.summary()
+        if e2e:
+            values.append(("latency queue+process p50/p95 [ms]", f"{e2e['p50_ms']:.1f}/{e2e['p95_ms']:.1f}"))
+        if counters:
+            values.append(("invalid depth fraction", f"{counters.get('invalid_depth_fraction', 0.0):.3f}"))
+            values.append(("detections", str(counters.get("detections", 0))))
+            values.append(("observations", str(counters.get("observations", 0))))
+        for kind in sorted(problems):
+            values.append((f"problem {kind}", str(problems[kind])))
+        values.append(("last error", st.last_error))
+
+        total = sum(problems.values())
+        drops = worker.dropped if worker else 0
+        level, message = DiagnosticStatus.OK, "ok"
+        if self.pipeline is None:
+            level, message = DiagnosticStatus.ERROR, "not configured" + (f": {self.configure_error}" if self.configure_error else "")
+        elif total > self._last_problem_total or drops > self._last_drops:
+            level = DiagnosticStatus.WARN
+            message = st.last_error if total > self._last_problem_total else "dropping frames: worker slower than input"
+        self._last_problem_total, self._last_drops = total, drops
+        return DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: spatial memory",
+            message=message,
+            hardware_id=self.device,
+            values=[KeyValue(key=k, value=v) for k, v in values],
+        )
+
+    def _publish_diagnostics(self) -> None:
+        pub = self._pubs.get("diagnostics")
+        if pub is None:
+            return
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [self.diagnostics_status()]
+        pub.publish(arr)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the node; ``argv`` may carry ``--ros-args --params-file ...``. Returns the exit code."""
+    args = sys.argv if argv is None else [sys.argv[0], *argv]
+    rclpy.init(args=args)
+    node = SpatialTTTNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    code = 0
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal(f"could not configure: {node.configure_error or 'see above'}")
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("could not activate")
+                return 1
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C / shutdown: fall through to a clean stop
+    finally:
+        node._stop_inputs()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

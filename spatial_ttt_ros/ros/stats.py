@@ -1,0 +1,94 @@
+"""Counters, rates and latencies the node reports on /diagnostics (thread-safe, pure Python)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+
+class RateMeter:
+    """Events per second over a sliding window of wall-clock time."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+        self.total = 0
+        self._created = time.monotonic()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self.total += 1
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            n = len(self._times)
+        # Over the full window once the meter is older than it; decays to 0 when events stop.
+        span = min(self.window_s, now - self._created)
+        return n / span if span > 1e-3 else 0.0
+
+
+class LatencyStats:
+    """Recent durations of one stage: mean, p50, p95, max, in milliseconds."""
+
+    def __init__(self, keep: int = 500) -> None:
+        self._values: deque[float] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._values.append(seconds)
+            self.count += 1
+
+    def summary(self) -> dict[str, float]:
+        with self._lock:
+            values = sorted(self._values)
+        if not values:
+            return {}
+
+        def pct(p: float) -> float:
+            return values[min(len(values) - 1, int(round(p * (len(values) - 1))))] * 1e3
+
+        return {
+            "mean_ms": sum(values) / len(values) * 1e3,
+            "p50_ms": pct(0.5),
+            "p95_ms": pct(0.95),
+            "max_ms": values[-1] * 1e3,
+        }
+
+
+class NodeStats:
+    """Everything the node counts: rates, per-stage latency, problems by kind, the last error."""
+
+    STAGES = ("decode", "detect", "tokenize", "memory", "answer")
+
+    def __init__(self) -> None:
+        self.input_rate = RateMeter()  # synced frames offered to the worker
+        self.processed_rate = RateMeter()  # frames written into the memory
+        self.latency = {stage: LatencyStats() for stage in self.STAGES}
+        self.end_to_end = LatencyStats()  # frame stamp (arrival) to processed
+        self.problems: Counter[str] = Counter()  # kind -> count
+        self._lock = threading.Lock()
+        self.last_error = ""
+        self.last_error_time = 0.0
+
+    def problem(self, kind: str, message: str) -> None:
+        with self._lock:
+            self.problems[kind] += 1
+            self.last_error = f"{kind}: {message}"
+            self.last_error_time = time.monotonic()
+
+    def problems_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.problems)
