@@ -414,9 +414,9 @@ class SpatialTTTNode(LifecycleNode):
             )
         for d in result.dropped:
             for missing in d.missing:
-                why = "never arrived in time (buffer full)" if d.overflow else f"none within {self._sync.tolerance} s"
+                why = "in time (input buffer full)" if d.overflow else f"within {self._sync.tolerance} s of it"
                 kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
-                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: {missing} {why}")
+                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: no {missing} message {why}")
                 break  # one problem per dropped frame
         for s in result.sets:
             self._offer(s)
