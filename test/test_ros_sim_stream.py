@@ -32,6 +32,7 @@ from spatial_ttt_ros.ros.stream_io import (  # noqa: E402
     NodeProcess,
     StreamPublisher,
     isolate_ros_domain,
+    node_command,
     reliable_qos,
     write_params,
 )
@@ -78,7 +79,9 @@ def live(stream, tmp_path_factory):
     isolate_ros_domain()
     overrides = node_overrides(tmp)
     params_file = write_params(tmp / "params.yaml", overrides)
-    proc = NodeProcess(params_file)
+    command = node_command()  # the console script (``spatial-ttt node``) where installed
+    print("node command:", command)
+    proc = NodeProcess(params_file, command=command)
     rclpy.init()
     node = rclpy.create_node("sim_stream_test")
     received: dict[str, list] = {"answers": [], "descriptions": [], "markers": [], "diagnostics": []}

@@ -138,6 +138,19 @@ def write_params(path: Path, overrides: dict, base: Path = DEFAULT_CONFIG) -> Pa
     return path
 
 
+def node_command() -> list[str]:
+    """How users start the node: the ``spatial-ttt node`` console script when it is installed
+    beside this Python and its installed package has the node, else ``python -m``."""
+    script = Path(sys.executable).parent / "spatial-ttt"
+    installed = subprocess.run(
+        [sys.executable, "-c", "import spatial_ttt_ros.ros.node, spatial_ttt_ros.memory.pipeline"],
+        cwd="/", capture_output=True,
+    )  # from "/" so the import finds the installed copy, not this source tree
+    if script.is_file() and installed.returncode == 0:
+        return [str(script), "node"]
+    return [sys.executable, "-m", "spatial_ttt_ros.ros.node"]
+
+
 class NodeProcess:
     """The node as its own process: ``python -m spatial_ttt_ros.ros.node --ros-args --params-file``."""
 
