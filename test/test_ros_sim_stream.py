@@ -210,7 +210,7 @@ def test_interfaces_round_trip(stream, live):
     assert int(values["dropped (queue full)"]) == 0
     assert int(values["state bytes"]) > 0
     for stage in ("decode", "detect", "tokenize", "memory", "answer"):
-        assert f"latency {stage} p50/p95 [ms]" in values, stage
+        assert f"latency {stage} p50/p95/max [ms]" in values, stage
 
     # A structured query with options, and a refused one.
     q = client.query("room_size_estimation")

@@ -720,13 +720,10 @@ class SpatialTTTNode(LifecycleNode):
             ("state bytes", str(counters.get("state_bytes", 0))),
             ("answers given", str(self._answers_given)),
         ]
-        for stage, lat in st.latency.items():
+        for stage, lat in [*st.latency.items(), ("queue+process", st.end_to_end)]:
             s = lat.summary()
             if s:
-                values.append((f"latency {stage} p50/p95 [ms]", f"{s['p50_ms']:.1f}/{s['p95_ms']:.1f}"))
-        e2e = st.end_to_end.summary()
-        if e2e:
-            values.append(("latency queue+process p50/p95 [ms]", f"{e2e['p50_ms']:.1f}/{e2e['p95_ms']:.1f}"))
+                values.append((f"latency {stage} p50/p95/max [ms]", f"{s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['max_ms']:.1f}"))
         if counters:
             values.append(("invalid depth fraction", f"{counters.get('invalid_depth_fraction', 0.0):.3f}"))
             values.append(("detections", str(counters.get("detections", 0))))

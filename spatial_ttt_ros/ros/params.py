@@ -60,7 +60,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_depth", 10, "Input QoS history depth (messages kept per topic).", 1, 1000, step=1),
     ParamSpec("sync_tolerance_s", 0.05, "Colour, depth, labels and pose stamps pair up when within this [s].", 0.0, 1.0),
     ParamSpec("sync_buffer_size", 30, "Messages kept per input while waiting for their partners.", 2, 1000, step=1),
-    ParamSpec("queue_size", 4, "Synced frames waiting for the worker; when full the oldest is dropped (counted).", 1, 1000, step=1),
+    ParamSpec("queue_size", 10, "Synced frames waiting for the worker; when full the oldest is dropped (counted).", 1, 1000, step=1),
     ParamSpec(
         "on_time_jump",
         "reset",

@@ -217,12 +217,12 @@ def isolate_ros_domain() -> int:
 class NodeClient:
     """Service clients of one node (``/<name>/ask`` etc.), called from ``node``."""
 
-    def __init__(self, node, target: str = "/spatial_ttt", timeout: float = 30.0) -> None:
+    def __init__(self, node, target: str = "/spatial_ttt", timeout: float = 30.0, executor=None) -> None:
         from std_srvs.srv import Trigger
 
         from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
 
-        self.node, self.timeout = node, timeout
+        self.node, self.timeout, self.executor = node, timeout, executor  # executor: for calls from another thread
         self.types = {"ask": Ask, "query": Query, "describe": Describe, "reset": Trigger,
                       "save_memory": SaveMemory, "load_memory": LoadMemory}
         self.clients = {name: node.create_client(t, f"{target}/{name}") for name, t in self.types.items()}
@@ -237,7 +237,7 @@ class NodeClient:
         request = self.types[name].Request()
         for k, v in fields.items():
             setattr(request, k, v)
-        return call_service(self.node, self.clients[name], request, self.timeout)
+        return call_service(self.node, self.clients[name], request, self.timeout, self.executor)
 
     def ask(self, question: str, options=None):
         return self.call("ask", question=question, options=list(options or []))
