@@ -71,19 +71,21 @@ TYPICAL_SIZE: dict[str, float] = {
 }
 
 
-def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05) -> float:
+def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05):
     """How much the smaller of two boxes lies inside the other (0..1), per-axis product.
 
     Each box is padded by ``pad`` m so that the thin boxes of surfaces seen head-on
     (a wall cabinet's front, 2 cm deep) still overlap when a few cm apart. A partial
     view of a large object (half a bed at the image edge) is contained in the
     object's box although their centres are far apart and their IoU is small.
+    Arrays broadcast over leading axes (last axis = x, y, z).
     """
-    la, ha = lo_a - pad, hi_a + pad
-    lb, hb = lo_b - pad, hi_b + pad
+    la, ha = np.asarray(lo_a) - pad, np.asarray(hi_a) + pad
+    lb, hb = np.asarray(lo_b) - pad, np.asarray(hi_b) + pad
     inter = np.clip(np.minimum(ha, hb) - np.maximum(la, lb), 0.0, None)
     smaller = np.minimum(ha - la, hb - lb)
-    return float(np.prod(inter / np.maximum(smaller, 1e-6)))
+    out = np.prod(inter / np.maximum(smaller, 1e-6), axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 @dataclass
@@ -98,6 +100,7 @@ class _Instance:
     hi: np.ndarray  # (B, 3)
     n_boxes: int = 0  # boxes ever written (ring position = n_boxes % B)
     last_frame: int = -1  # observe() call that last assigned to it
+    _box: tuple | None = None  # cached (quantiles, lo, hi); percentiles are the costly part
 
     @property
     def label_id(self) -> int:
@@ -116,12 +119,18 @@ class _Instance:
         return self.lo[:n], self.hi[:n]
 
     def robust_box(self, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
+        if self._box is not None and self._box[0] == (q_lo, q_hi):
+            return self._box[1], self._box[2]
         lo, hi = self.boxes()
         if lo.shape[0] < 3:  # too few views for percentiles: their mean box
-            return lo.mean(axis=0), hi.mean(axis=0)
-        return np.percentile(lo, q_lo, axis=0), np.percentile(hi, q_hi, axis=0)
+            out = lo.mean(axis=0), hi.mean(axis=0)
+        else:
+            out = np.percentile(lo, q_lo, axis=0), np.percentile(hi, q_hi, axis=0)
+        self._box = ((q_lo, q_hi), out[0], out[1])
+        return out
 
     def add_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self._box = None
         j = self.n_boxes % self.lo.shape[0]
         self.lo[j] = lo
         self.hi[j] = hi
@@ -239,6 +248,11 @@ class ObjectMapMemory:
         merge_every: frames between instance-merging passes.
         floor_resolution: room occupancy cell size (m).
         min_score: observations scored lower are ignored.
+        min_cell_valid: geometry cells with less valid depth do not mark free space.
+        contain_threshold: box containment above which two boxes are one object.
+        prune_after: seconds after which an instance still seen fewer than
+            ``min_count`` times is forgotten (0: never), so false positives do not
+            pile up over a long run.
     """
 
     name = "object_map"
@@ -256,6 +270,7 @@ class ObjectMapMemory:
         min_score: float = 0.0,
         min_cell_valid: float = 0.2,
         contain_threshold: float = 0.6,
+        prune_after: float = 20.0,
         name: str | None = None,
     ) -> None:
         if min_count < 1:
@@ -273,6 +288,7 @@ class ObjectMapMemory:
         self.min_score = float(min_score)
         self.min_cell_valid = float(min_cell_valid)
         self.contain_threshold = float(contain_threshold)
+        self.prune_after = float(prune_after)
         if name:
             self.name = name
         self.reset()
@@ -291,6 +307,7 @@ class ObjectMapMemory:
             "min_score": self.min_score,
             "min_cell_valid": self.min_cell_valid,
             "contain_threshold": self.contain_threshold,
+            "prune_after": self.prune_after,
         }
 
     def reset(self) -> None:
@@ -312,6 +329,7 @@ class ObjectMapMemory:
         self._observe_objects(list(getattr(tokens, "observations", []) or []))
         self.n_frames += 1
         if self.merge_every > 0 and self.n_frames % self.merge_every == 0:
+            self._prune()
             self._merge_pass()
 
     def inventory(self) -> Inventory:
@@ -499,23 +517,51 @@ class ObjectMapMemory:
 
     def _merge_pass(self) -> None:
         """Merge instances of one label that are the same object (split by drift or early views)."""
-        changed = True
-        while changed and len(self.instances) > 1:
-            changed = False
+        while len(self.instances) > 1:
+            n = len(self.instances)
             labels = np.array([i.label_id for i in self.instances])
             centres = np.stack([i.centre for i in self.instances])
             boxes = [i.robust_box(*self.box_quantiles) for i in self.instances]
-            for a in range(len(self.instances)):
-                same = np.nonzero((labels == labels[a]) & (np.arange(len(labels)) > a))[0]
-                for b in same:
-                    g = self.gate(CLASSES[labels[a]])
-                    d = float(np.linalg.norm(centres[a] - centres[b]))
-                    if d < 0.5 * g or _containment(*boxes[a], *boxes[b]) > self.contain_threshold:
-                        self._merge(a, int(b))
-                        changed = True
-                        break
-                if changed:
-                    break
+            lo = np.stack([b[0] for b in boxes])
+            hi = np.stack([b[1] for b in boxes])
+            parent = list(range(n))
+
+            def find(x: int) -> int:
+                while parent[x] != x:
+                    parent[x] = parent[parent[x]]
+                    x = parent[x]
+                return x
+
+            merged = False
+            for lab in np.unique(labels):
+                idx = np.nonzero(labels == lab)[0]
+                if idx.size < 2:
+                    continue
+                g = self.gate(CLASSES[lab])
+                d = np.linalg.norm(centres[idx, None] - centres[None, idx], axis=-1)
+                cont = _containment(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx])
+                close = np.triu((d < 0.5 * g) | (cont > self.contain_threshold), k=1)
+                for p, q in zip(*np.nonzero(close)):
+                    ra, rb = find(int(idx[p])), find(int(idx[q]))
+                    if ra != rb:
+                        parent[max(ra, rb)] = min(ra, rb)  # the older instance absorbs the newer
+                        merged = True
+            if not merged:
+                return
+            # Merge from the back so indices of earlier instances stay valid.
+            for k in range(n - 1, -1, -1):
+                r = find(k)
+                if r != k:
+                    self._merge(r, k)
+
+    def _prune(self) -> None:
+        """Forget one-off sightings that were never confirmed (false positives) after a while."""
+        if self.prune_after <= 0 or self.start_stamp is None:
+            return
+        now = self.last_stamp - self.start_stamp
+        self.instances = [
+            i for i in self.instances if i.count >= self.min_count or now - i.last_seen <= self.prune_after
+        ]
 
     def _merge(self, a: int, b: int) -> None:
         ia, ib = self.instances[a], self.instances[b]
@@ -535,6 +581,7 @@ class ObjectMapMemory:
         for x, y in zip(lo, hi):
             ia.add_box(x, y)
         ia.last_frame = max(ia.last_frame, ib.last_frame)
+        ia._box = None
         del self.instances[b]
 
     # -- room ----------------------------------------------------------------------
