@@ -215,7 +215,7 @@ def test_stamps_going_backwards_reset_the_memory(h, frames):
     assert h.client.wait_frames(4, timeout=10.0) >= 4
     h.spin(0.5)
     assert h.client.frames_seen() == 4  # only the new stream's frames
-    assert "memory reset" in h.proc.log()
+    assert "memory reset" in h.proc.log() and "input buffers cleared" in h.proc.log()
     h.assert_alive()
 
 

@@ -236,6 +236,16 @@ def test_save_reset_load_gives_the_same_answers(stream, live):
     emptied = client.query("object_counting", ["chair"])
     assert emptied.success and emptied.answer.value == 0
 
+    # A damaged copy (the memory's own format, whichever method runs) is refused; the memory is kept.
+    state = Path(saved.message)
+    damaged = state.with_name("damaged.state")
+    damaged.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2])
+    for companion in state.parent.glob(state.name + ".*"):
+        damaged.with_name("damaged.state" + companion.name[len(state.name):]).write_bytes(companion.read_bytes())
+    refused = client.call("load_memory", path="office/damaged.state")
+    assert not refused.success and "damaged.state" in refused.message and "memory unchanged" in refused.message
+    assert client.frames_seen() == 0
+
     loaded = client.call("load_memory", path="office/run1.state")
     assert loaded.success, loaded.message
     assert client.frames_seen() == len(frames)

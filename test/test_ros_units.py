@@ -329,6 +329,8 @@ def test_lifecycle_transitions(ros_context, tmp_path):
         names = {n for n, _ in node.get_service_names_and_types_by_node("spatial_ttt", "/")}
         assert {"/spatial_ttt/ask", "/spatial_ttt/query", "/spatial_ttt/describe", "/spatial_ttt/reset",
                 "/spatial_ttt/save_memory", "/spatial_ttt/load_memory"} <= names
+        refused = node.set_parameters([Parameter("queue_size", value=20)])[0]
+        assert not refused.successful and "read at configure" in refused.reason
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         subs = {n for n, _ in node.get_subscriber_names_and_types_by_node("spatial_ttt", "/")}
         assert {topics.COLOR, topics.DEPTH, topics.CAMERA_INFO, topics.LABELS, topics.POSE, topics.ODOM} <= subs
@@ -337,6 +339,9 @@ def test_lifecycle_transitions(ros_context, tmp_path):
         assert node._worker is None
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.pipeline is None
+        assert node.set_parameters([Parameter("queue_size", value=20)])[0].successful  # unconfigured: allowed
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.params.queue_size == 20
     finally:
         node.destroy_node()
 

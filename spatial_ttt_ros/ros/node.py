@@ -189,8 +189,20 @@ class SpatialTTTNode(LifecycleNode):
         self._last_problem_total = 0
         self._last_drops = 0
         self.configure_error = ""
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _on_set_parameters(self, parameters):
+        """Parameters are read at configure: refuse changes while configured instead of ignoring them."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        if self.pipeline is not None and any(p.name != "use_sim_time" for p in parameters):
+            return SetParametersResult(
+                successful=False,
+                reason="parameters are read at configure: deactivate and clean up the node, set them, configure again",
+            )
+        return SetParametersResult(successful=True)
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
@@ -408,9 +420,10 @@ class SpatialTTTNode(LifecycleNode):
                 return
             result = self._sync.add(stream, stamp, msg if item is None else item)
         if result.time_jump:
-            self.get_logger().warning(
+            self._problem(
+                "input_buffers_cleared",
                 f"time jumped back on {stream} (to {stamp:.3f} s): input buffers cleared"
-                + (f", {result.discarded_on_jump} waiting frame(s) discarded" if result.discarded_on_jump else "")
+                + (f", {result.discarded_on_jump} waiting frame(s) discarded" if result.discarded_on_jump else ""),
             )
         for d in result.dropped:
             for missing in d.missing:
