@@ -429,7 +429,12 @@ class SpatialTTTNode(LifecycleNode):
             for missing in d.missing:
                 why = "in time (input buffer full)" if d.overflow else f"within {self._sync.tolerance} s of it"
                 kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
-                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: no {missing} message {why}")
+                hint = ""
+                if d.overflow and missing == "labels":
+                    hint = f" (detector 'labels' needs {topics.LABELS}; a plain camera wants detector 'onnx')"
+                elif d.overflow and missing == "pose":
+                    hint = f" (is anything publishing {topics.POSE} or {topics.ODOM}? see pose_source)"
+                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: no {missing} message {why}{hint}")
                 break  # one problem per dropped frame
         for s in result.sets:
             self._offer(s)

@@ -191,7 +191,7 @@ def markdown_table() -> str:
             if len(shown) > 40:
                 shown = f"{len(default)} entries (see config)"
         else:
-            shown = repr(default) if isinstance(default, str) else str(default)
+            shown = (default or '""') if isinstance(default, str) else str(default)
         if spec.choices:
             rng = " \\| ".join(spec.choices)
         elif spec.low is not None:
