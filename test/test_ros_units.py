@@ -381,3 +381,20 @@ def test_installed_executable_exits_with_the_reason_on_bad_parameters(tmp_path):
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert "model_path is empty" in r.stdout + r.stderr
+
+
+def test_namespace_and_name_move_the_services(ros_context, tmp_path):
+    """What the launch file's namespace/node_name arguments do: ~/ names follow the node."""
+    node = SpatialTTTNode(
+        "memory", namespace="robot1", context=ros_context,
+        parameter_overrides=[Parameter("method", value="object_map"), Parameter("memory_dir", value=str(tmp_path))],
+    )
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        names = {n for n, _ in node.get_service_names_and_types_by_node("memory", "/robot1")}
+        assert {"/robot1/memory/ask", "/robot1/memory/load_memory"} <= names
+        pubs = {n for n, _ in node.get_publisher_names_and_types_by_node("memory", "/robot1")}
+        assert {"/robot1/memory/scene_description", "/robot1/memory/answers", "/robot1/memory/markers",
+                "/diagnostics"} <= pubs
+    finally:
+        node.destroy_node()
