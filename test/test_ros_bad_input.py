@@ -191,12 +191,22 @@ def test_nan_and_zero_depth_are_ignored_pixels(h, frames):
 
 
 def test_no_pose_for_a_frame(h, frames):
+    # One pose message missing at 10 Hz: the pose is interpolated from its neighbours.
+    before = h.client.frames_seen()
     stamps = h.stamps(5)
     h.send(frames[10:12], stamps[:2])
-    h.send(frames[12:13], stamps[2:3], skip=("pose",))  # this frame never gets a pose ...
-    h.send(frames[13:15], stamps[3:5])  # ... and later poses prove it never will
+    h.send(frames[12:13], stamps[2:3], skip=("pose",))
+    h.send(frames[13:15], stamps[3:5])
+    assert h.client.wait_frames(before + 5, timeout=15.0) == before + 5
+    assert h.problem_count("no_pose") == 0
+    # At 1 Hz the neighbours are 2 s apart (> pose_max_gap_s): that frame has no pose.
+    stamps = h.stamps(3, rate=1.0)
+    h.send(frames[15:16], stamps[:1])
+    h.send(frames[16:17], stamps[1:2], skip=("pose",))  # this frame never gets a pose ...
+    h.send(frames[17:18], stamps[2:3])  # ... and the next pose proves it never will
     h.wait_problem("no_pose", 1)
     assert "no pose message within 0.05 s" in h.proc.log()
+    assert h.client.wait_frames(before + 7, timeout=10.0) == before + 7
     h.assert_alive()
 
 

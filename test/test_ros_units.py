@@ -180,6 +180,20 @@ def test_sync_interpolates_the_pose_between_neighbours():
     assert len(sets) == 1 and sets[0].items["pose"] == pytest.approx(1.0)
 
 
+def test_sync_bridges_a_lost_pose_up_to_max_gap():
+    for max_gap, expected in ((0.5, [1.0]), (0.3, [])):
+        s = ApproximateTimeSync("depth", ["pose"], tolerance=0.02, buffer_size=8, max_gap={"pose": max_gap},
+                                interpolators={"pose": lambda a, b, alpha: a + alpha * (b - a)})
+        s.add("pose", 0.8, 0.0)
+        s.add("depth", 1.0, "d")  # its own pose (at 1.0) was lost
+        r = s.add("pose", 1.2, 4.0)
+        assert [x.stamp for x in r.sets] == expected
+        if expected:
+            assert r.sets[0].items["pose"] == pytest.approx(2.0)
+        else:
+            assert r.dropped and r.dropped[0].missing == ["pose"]
+
+
 def test_sync_drops_a_frame_whose_partner_never_comes():
     s = _sync()
     s.add("color", 1.0, "c1")

@@ -4,8 +4,9 @@ message_filters is not installable here, so this is a small pure-Python
 synchroniser. One stream is the *anchor* (depth: every frame needs it); each anchor
 message is paired with the nearest message of every other stream within
 ``tolerance`` seconds. Streams marked *interpolated* (the pose) may instead be
-interpolated between the two messages around the anchor's stamp, so a 100 Hz
-odometry pairs with a 30 Hz camera. Sets come out in stamp order.
+interpolated between the two messages around the anchor's stamp when those are at
+most ``max_gap`` apart: a 100 Hz odometry or a 10 Hz SLAM pose pairs with a 30 Hz
+camera, and one lost pose message does not cost a frame. Sets come out in stamp order.
 
 An anchor is dropped, with the names of the streams that failed it, when
 - a partner stream has moved past it (a message newer than stamp + tolerance
@@ -89,6 +90,7 @@ class ApproximateTimeSync:
         buffer_size: int,
         jump_threshold: float = 1.0,
         interpolators: dict[str, Callable[[Any, Any, float], Any]] | None = None,
+        max_gap: dict[str, float] | None = None,
     ) -> None:
         if anchor in partners:
             raise ValueError(f"anchor stream {anchor!r} is also listed as a partner")
@@ -97,6 +99,7 @@ class ApproximateTimeSync:
         self.tolerance = float(tolerance)
         self.jump_threshold = float(jump_threshold)
         self.interpolators = dict(interpolators or {})
+        self.max_gap = dict(max_gap or {})  # stream -> widest pair of messages to interpolate across [s]
         self.buffers = {name: _Buffer(buffer_size) for name in [anchor, *partners]}
         self.jumps = 0
 
@@ -138,20 +141,18 @@ class ApproximateTimeSync:
         if after is not None and stamps[after] == t:
             return MATCH, buf.items[after], 0.0
         interp = self.interpolators.get(stream)
-        if interp is not None and before is not None and after is not None:
+        gap = max(self.max_gap.get(stream, 0.0), 2 * tol)
+        if interp is not None and before is not None and after is not None and stamps[after] - stamps[before] <= gap:
             t0, t1 = stamps[before], stamps[after]
-            if t - t0 <= tol and t1 - t <= tol:
-                alpha = (t - t0) / (t1 - t0)
-                return MATCH, interp(buf.items[before], buf.items[after], alpha), 0.0
+            return MATCH, interp(buf.items[before], buf.items[after], (t - t0) / (t1 - t0)), 0.0
         best = None
         for j in (before, after):
             if j is not None and abs(stamps[j] - t) <= tol and (best is None or abs(stamps[j] - t) < abs(stamps[best] - t)):
                 best = j
+        if latest < t:
+            return WAIT, None, 0.0  # the stream has not reached t: a closer or bracketing message may come
         if best is not None:
-            # A closer (or bracketing) message may still come while the stream has not reached t.
-            if latest >= t:
-                return MATCH, buf.items[best], stamps[best] - t
-            return WAIT, None, 0.0
+            return MATCH, buf.items[best], stamps[best] - t
         if latest > t + tol:
             return NEVER, None, 0.0
         return WAIT, None, 0.0

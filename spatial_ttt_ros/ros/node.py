@@ -262,6 +262,7 @@ class SpatialTTTNode(LifecycleNode):
             buffer_size=p.sync_buffer_size,
             jump_threshold=p.time_jump_threshold_s,
             interpolators={"pose": conv.interpolate_pose},
+            max_gap={"pose": p.pose_max_gap_s},
         )
         self._last_offered_stamp = None
         self._pose_topic_in_use = None

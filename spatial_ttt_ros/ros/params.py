@@ -59,6 +59,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("qos_reliability", "best_effort", "Input QoS reliability (sensor-data default).", choices=("best_effort", "reliable")),
     ParamSpec("qos_depth", 10, "Input QoS history depth (messages kept per topic).", 1, 1000, step=1),
     ParamSpec("sync_tolerance_s", 0.05, "Colour, depth, labels and pose stamps pair up when within this [s].", 0.0, 1.0),
+    ParamSpec(
+        "pose_max_gap_s",
+        0.5,
+        "A frame's pose is interpolated between the poses before and after it when those are at most this far apart [s] "
+        "(slower pose sources, a lost pose message); else the nearest pose within sync_tolerance_s.",
+        0.0,
+        10.0,
+    ),
     ParamSpec("sync_buffer_size", 30, "Messages kept per input while waiting for their partners.", 2, 1000, step=1),
     ParamSpec("queue_size", 10, "Synced frames waiting for the worker; when full the oldest is dropped (counted).", 1, 1000, step=1),
     ParamSpec(
@@ -120,6 +128,7 @@ class NodeParams:
     qos_reliability: str
     qos_depth: int
     sync_tolerance_s: float
+    pose_max_gap_s: float
     sync_buffer_size: int
     queue_size: int
     on_time_jump: str
