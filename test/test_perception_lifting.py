@@ -135,3 +135,19 @@ def test_project_world_box_round_trip():
     np.testing.assert_allclose(box, [C0 - 0.5, R0 - 0.5, C1 - 0.5, R1 - 0.5], atol=1.0)
     behind = project_world_box(np.array([-3.0, 2.0, 1.2]), np.ones(3), K, T, (H, W))
     assert behind is None
+
+
+def test_box_depth_follows_the_dominant_surface_not_a_small_occluder():
+    depth = np.full((H, W), WALL_D, dtype=np.float32)
+    depth[30:90, 50:110] = 2.0  # the object: 60x60 px at 2 m
+    depth[50:70, 70:85] = 1.2  # a thin occluder (pole) in front of its centre
+    det = Detection("cabinet", 0.8, np.array([50, 30, 110, 90], dtype=float))
+    f = make_frame(depth)
+    (mode,) = lift_detections(f, [det])
+    assert mode.extras["depth"] == pytest.approx(2.0, abs=0.05)
+    assert mode.center[0] == pytest.approx(1.0 + 2.0, abs=0.05)  # world x = camera x + depth
+    # A low percentile of the core depth would lock onto the occluder instead.
+    (pct,) = lift_detections(f, [det], box_depth="percentile")
+    assert pct.extras["depth"] == pytest.approx(1.2, abs=0.05)
+    with pytest.raises(ValueError, match="box_depth"):
+        lift_detections(f, [det], box_depth="median")

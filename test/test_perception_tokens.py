@@ -182,3 +182,32 @@ def test_tokenize_is_fast_at_160x120():
     ms = (time.perf_counter() - t) / n * 1e3
     print(f"tokenize 160x120, 20 objects: {ms:.2f} ms")
     assert ms < 15.0  # budget 5 ms on an idle core; slack for a shared machine
+
+
+def test_large_images_are_subsampled_consistently():
+    h, w = 480, 640
+    K2 = np.array([[400.0, 0, 319.5], [0, 400.0, 239.5], [0, 0, 1]])
+    v, u = np.mgrid[0:h, 0:w]
+    depth = (2.0 + 0.004 * u + 0.002 * v).astype(np.float32)  # a tilted plane
+    depth[100:200, 100:300] = np.nan
+    labels = np.zeros((h, w), np.int64)
+    labels[240:400, 320:560] = CLASS_TO_ID["sofa"]
+    f = CameraFrame(1.0, depth, K2, pose(), labels=labels)
+    fast, full = Tokenizer(), Tokenizer(max_pixels=10**9)
+    a, b = fast.tokenize(f, []), full.tokenize(f, [])
+    np.testing.assert_allclose(a.geometry, b.geometry, atol=0.03)
+    np.testing.assert_allclose(a.ego, b.ego, atol=0.01)
+    # Observations with full-resolution masks and boxes are subsampled too.
+    f_nolab = CameraFrame(1.0, depth, K2, pose())
+    observations = lift_detections(f_nolab, detections_from_labels(labels))
+    boxed = lift_detections(f_nolab, [Detection(d.label, 1.0, d.box_xyxy) for d in detections_from_labels(labels)])
+    for o in (observations, boxed):
+        hist = fast.tokenize(f_nolab, o).geometry[..., GEO_FIELDS["class_hist"]]
+        np.testing.assert_allclose(hist, b.geometry[..., GEO_FIELDS["class_hist"]], atol=0.02)
+    n = 20
+    t = time.perf_counter()
+    for _ in range(n):
+        fast.tokenize(f, [])
+    ms = (time.perf_counter() - t) / n * 1e3
+    print(f"tokenize 640x480 (subsampled): {ms:.2f} ms")
+    assert ms < 20.0

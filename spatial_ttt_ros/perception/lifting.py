@@ -145,6 +145,22 @@ def robust_extent(points: np.ndarray, percentile: float = EXTENT_PERCENTILE) -> 
     return centre, size
 
 
+def _depth_mode(values: np.ndarray, near_percentile: float, bin_m: float = 0.1) -> float:
+    """Depth of the most populated surface among ``values`` (m).
+
+    A histogram with ``bin_m`` bins, smoothed over 3 bins; its peak bin's values give
+    the median. Ties go to the nearer surface (the object is in front of its
+    background).
+    """
+    lo = float(values.min())
+    idx = ((values - lo) / bin_m).astype(np.int64)
+    counts = np.bincount(idx).astype(np.float64)
+    smooth = np.convolve(counts, [1.0, 1.0, 1.0], mode="same")
+    peak = int(np.argmax(smooth))  # argmax returns the first (nearest) maximum
+    sel = values[np.abs(idx - peak) <= 1]
+    return float(np.median(sel))
+
+
 @dataclass
 class LiftResult:
     """Output of :func:`lift_detections_ex`.
@@ -171,8 +187,10 @@ def lift_detections_ex(
     detections: list[Detection],
     min_valid_pixels: int = 12,
     box_core: float = 0.5,
+    box_depth: str = "mode",
     box_depth_percentile: float = 30.0,
-    depth_band: tuple[float, float] = (0.25, 2.0),
+    mask_band: tuple[float, float, float] = (1.0, 0.25, 2.0),
+    box_band: tuple[float, float, float] = (0.7, 0.15, 1.5),
     keep_mask: bool = True,
 ) -> LiftResult:
     """Lift detections to world-frame observations, reporting the ones skipped.
@@ -181,12 +199,15 @@ def lift_detections_ex(
     1. Support pixels: the mask inside the (clipped) box when a mask is given, else the
        whole box.
     2. Robust depth d*: with a mask, the median valid depth over the mask; without one,
-       the ``box_depth_percentile`` of the valid depths in the central ``box_core``
-       fraction of the box (a low percentile because a box's background is behind
-       the object, never in front of it).
+       from the valid depths in the central ``box_core`` fraction of the box: with
+       ``box_depth="mode"`` the depth of the most populated surface there (10 cm
+       histogram, ties to the nearer one), with ``"percentile"`` the
+       ``box_depth_percentile`` (low: the background is behind the object).
     3. Inliers: support pixels with valid depth within a band of d*. The band's half
-       width is the object's larger image extent converted to metres at d*
-       (a proxy for its depth extent), clipped to ``depth_band`` (m).
+       width is the object's larger image extent converted to metres at d* (a proxy
+       for its depth extent) times a scale, clipped: ``mask_band`` / ``box_band`` =
+       (scale, min m, max m). Boxes get a tighter band because everything behind or
+       under the object (floor, wall, table) is inside the box too.
     4. The inliers are back-projected to the world; the centre and size come from
        their trimmed (5..95 percentile) extents on world x, y, z (plus one pixel's
        footprint at d*, since samples sit at pixel centres).
@@ -199,6 +220,8 @@ def lift_detections_ex(
         LiftResult with ``observations`` (extras: ``box_xyxy`` (4,), ``depth`` d* in m,
         ``n_points``, ``mask`` when given and ``keep_mask``) and ``skipped``.
     """
+    if box_depth not in ("mode", "percentile"):
+        raise ValueError(f"box_depth must be 'mode' or 'percentile', got {box_depth!r}")
     depth = frame.depth
     shape = depth.shape
     valid = valid_depth_mask(depth)
@@ -239,9 +262,13 @@ def lift_detections_ex(
             if core_vals.size < min_valid_pixels:
                 result.skipped.append((i, "too_few_depth_pixels"))
                 continue
-            d_star = float(np.percentile(core_vals, box_depth_percentile))
+            if box_depth == "mode":
+                d_star = _depth_mode(core_vals, box_depth_percentile)
+            else:
+                d_star = float(np.percentile(core_vals, box_depth_percentile))
         extent_m = max((x1 - x0) / fx, (y1 - y0) / fy) * d_star
-        band = float(np.clip(extent_m, depth_band[0], depth_band[1]))
+        scale, band_lo, band_hi = mask_band if det.mask is not None else box_band
+        band = float(np.clip(scale * extent_m, band_lo, band_hi))
         with np.errstate(invalid="ignore"):
             inlier = support & (np.abs(d_box - d_star) <= band)
         ys, xs = np.nonzero(inlier)

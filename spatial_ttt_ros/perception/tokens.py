@@ -137,12 +137,20 @@ class Tokenizer:
         max_objects: M, object slots per frame.
         histogram_source: "auto" (label image when the frame has one, else the
             observations), "labels" or "observations".
+        max_pixels: larger depth images are subsampled by an integer step to at most
+            about this many pixels for the geometry tokens (320x240 is not).
 
     The tokenizer remembers the first stamp it sees (``t0``) to express time since the
     stream start; call ``reset()`` at a new stream (or pass ``t0`` explicitly).
     """
 
-    def __init__(self, grid: tuple[int, int] = (4, 4), max_objects: int = 16, histogram_source: str = "auto"):
+    def __init__(
+        self,
+        grid: tuple[int, int] = (4, 4),
+        max_objects: int = 16,
+        histogram_source: str = "auto",
+        max_pixels: int = 80_000,
+    ):
         gh, gw = int(grid[0]), int(grid[1])
         if gh < 1 or gw < 1:
             raise ValueError(f"grid must be positive, got {grid}")
@@ -153,6 +161,7 @@ class Tokenizer:
         self.grid = (gh, gw)
         self.max_objects = int(max_objects)
         self.histogram_source = histogram_source
+        self.max_pixels = int(max_pixels)
         self.t0: float | None = None
         self._cache_key: tuple | None = None
         self._cache: dict = {}
@@ -199,30 +208,39 @@ class Tokenizer:
         return ufunc.reduceat(ufunc.reduceat(a, lay["row_starts"], axis=0), lay["col_starts"], axis=1)
 
     def _label_image(
-        self, frame: CameraFrame, observations: list[ObjectObservation], R: np.ndarray, tw: np.ndarray
+        self,
+        frame: CameraFrame,
+        observations: list[ObjectObservation],
+        R: np.ndarray,
+        tw: np.ndarray,
+        step: int,
+        K: np.ndarray,
     ) -> np.ndarray | None:
-        """(H, W) int class ids for the class histogram, or None (no source)."""
+        """Class ids (int) for the class histogram at the sampled resolution, or None.
+
+        ``step`` is the pixel subsampling of the depth image and ``K`` its intrinsics.
+        """
         use_labels = self.histogram_source == "labels" or (
             self.histogram_source == "auto" and frame.labels is not None
         )
         if use_labels:
             if frame.labels is None:
                 return None
-            lab = np.asarray(frame.labels).astype(np.int64, copy=False)
+            lab = np.asarray(frame.labels)[::step, ::step].astype(np.int64, copy=False)
             # Ids outside the vocabulary count as "none".
             return np.where((lab >= 0) & (lab <= N_CLASSES), lab, 0)
-        shape = frame.depth.shape
-        h, w = shape
-        lab = np.zeros(shape, dtype=np.int64)
+        full_shape = frame.depth.shape
+        lab = np.zeros(frame.depth[::step, ::step].shape, dtype=np.int64)
+        h, w = lab.shape
         # Paint low scores first so that higher-scoring objects win overlaps.
         ranked = [o for o in sorted(observations, key=lambda o: o.score) if o.label in CLASS_TO_ID]
         boxes: list[np.ndarray | None] = []
         to_project: list[int] = []
         for i, o in enumerate(ranked):
             box = o.extras.get("box_xyxy") if o.extras else None
-            boxes.append(None if box is None else np.asarray(box, dtype=np.float64))
+            boxes.append(None if box is None else np.asarray(box, dtype=np.float64) / step)
             mask = o.extras.get("mask") if o.extras else None
-            if box is None and (mask is None or np.shape(mask) != shape):
+            if box is None and (mask is None or np.shape(mask) != full_shape):
                 to_project.append(i)
         if to_project:
             # World axis-aligned boxes -> image boxes, all at once (the noise model's
@@ -231,7 +249,6 @@ class Tokenizer:
             half = 0.5 * np.array([ranked[i].size for i in to_project], dtype=np.float64)
             corners = c[:, None, :] + _CORNER_SIGNS[None] * half[:, None, :]
             pc = (corners - tw.astype(np.float64)) @ R.astype(np.float64)  # R^T (p - t)
-            K = frame.K
             in_front = np.all(pc[..., 2] > 0.1, axis=1)
             z = np.where(pc[..., 2] > 0.1, pc[..., 2], 1.0)
             u = K[0, 0] * pc[..., 0] / z + K[0, 2]
@@ -242,8 +259,8 @@ class Tokenizer:
         for o, box in zip(ranked, boxes):
             cid = CLASS_TO_ID[o.label]
             mask = o.extras.get("mask") if o.extras else None
-            if mask is not None and np.shape(mask) == shape:
-                lab[np.asarray(mask, dtype=bool)] = cid
+            if mask is not None and np.shape(mask) == full_shape:
+                lab[np.asarray(mask, dtype=bool)[::step, ::step]] = cid
                 continue
             if box is None or not np.all(np.isfinite(box)):
                 continue
@@ -275,7 +292,18 @@ class Tokenizer:
         t_rel = float(frame.stamp) - float(t0)
         gh, gw = self.grid
         depth = frame.depth
-        lay = self._layout(depth.shape, frame.K)
+        K = frame.K
+        # Large images are subsampled (every step-th pixel): a 4x4 grid of averages needs
+        # no more, and it keeps tokenize a few ms at 640x480. Pixel (step*u, step*v) is
+        # pixel (u, v) of a camera with K / step (exact, no resampling).
+        step = max(1, int(np.ceil(np.sqrt(depth.size / self.max_pixels))))
+        while step > 1 and (depth.shape[0] // step < gh or depth.shape[1] // step < gw):
+            step -= 1
+        if step > 1:
+            depth = depth[::step, ::step]
+            K = K.copy()
+            K[:2] /= step
+        lay = self._layout(depth.shape, K)
         T = frame.T_world_cam
         R = T[:3, :3].astype(np.float32)
         tw = T[:3, 3].astype(np.float32)
@@ -317,7 +345,7 @@ class Tokenizer:
         geo[..., GEO_FIELDS["z_max"]] = np.where(has, zmax, 0.0)[..., None]
         geo[..., GEO_FIELDS["ray_dir"]] = lay["cell_rays"] @ T[:3, :3].T
 
-        lab = self._label_image(frame, observations, R, tw)
+        lab = self._label_image(frame, observations, R, tw, step, K)
         if lab is not None:
             hist = np.bincount(
                 (lay["cell_id"] * N_LABELS + lab).ravel(), minlength=gh * gw * N_LABELS
