@@ -172,3 +172,47 @@ def test_make_memory_object_map_and_unknown_method():
     with pytest.raises(ValueError, match="no checkpoint"):
         make_memory("object_map", checkpoint="x.safetensors")
     assert {"ttt", "object_map", "full_context", "sliding_window", "ttt_frozen", "ttt_no_conv"} <= set(METHODS)
+
+
+def test_object_map_folds_a_drifted_resighting_but_not_a_neighbour():
+    """A chair seen, left for 10 s, then seen 0.8 m off (odometry drift) is one chair;
+    a second chair 0.8 m from the first, seen in the same frames, stays a second chair."""
+    mem = ObjectMapMemory()
+    rng = np.random.default_rng(3)
+    i = 0
+    for _ in range(30):  # first visit
+        mem.observe(frame(i, [("chair", CHAIR_A + rng.normal(0, 0.03, 3), CHAIR_SIZE)]))
+        i += 1
+    i += 100  # 10 s looking elsewhere
+    drift = np.array([0.8, 0.0, 0.0])
+    for _ in range(10):  # revisit: the same chair, displaced by drift
+        mem.observe(frame(i, [("chair", CHAIR_A + drift + rng.normal(0, 0.03, 3), CHAIR_SIZE)]))
+        i += 1
+    inv = mem.inventory()
+    assert len(inv.objects) == 1
+    assert np.linalg.norm(inv.objects[0].center - CHAIR_A) < 0.1  # the map keeps the first geometry
+    assert inv.objects[0].first_seen == pytest.approx(0.0)
+
+    mem.reset()
+    i = 0
+    for _ in range(30):
+        mem.observe(frame(i, [("chair", CHAIR_A + rng.normal(0, 0.03, 3), CHAIR_SIZE)]))
+        i += 1
+    i += 100
+    for _ in range(10):  # back: the old chair and, beside it, one not seen before
+        obs = [("chair", CHAIR_A + rng.normal(0, 0.03, 3), CHAIR_SIZE),
+               ("chair", CHAIR_A + drift + rng.normal(0, 0.03, 3), CHAIR_SIZE)]
+        mem.observe(frame(i, obs))
+        i += 1
+    assert len(mem.inventory().objects) == 2
+
+
+def test_object_map_tracks_slow_drift():
+    """Observations of a well-known object sliding away (drift) move the map's offset."""
+    mem = ObjectMapMemory(track_deadband=0.0, track_rate=0.2)
+    for i in range(40):
+        mem.observe(frame(i, [("table", np.array([2.0, 0.0, 0.4]), np.array([1.2, 0.8, 0.75]))]))
+    for i in range(40, 120):
+        mem.observe(frame(i, [("table", np.array([2.0 + 0.003 * (i - 40), 0.0, 0.4]), np.array([1.2, 0.8, 0.75]))]))
+    assert 0.1 < mem.offset[0] < 0.3 and abs(mem.offset[1]) < 1e-6
+    assert len(mem.inventory().objects) == 1

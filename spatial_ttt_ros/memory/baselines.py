@@ -101,6 +101,8 @@ class _Instance:
     n_boxes: int = 0  # boxes ever written (ring position = n_boxes % B)
     last_frame: int = -1  # observe() call that last assigned to it
     _box: tuple | None = None  # cached (quantiles, lo, hi); percentiles are the costly part
+    uid: int = 0  # stable id (indices change when instances merge)
+    dup_of: list = field(default_factory=list)  # uids this one may be a drifted re-sighting of
 
     @property
     def label_id(self) -> int:
@@ -151,6 +153,8 @@ class _Instance:
             "lo": lo.tolist(),
             "hi": hi.tolist(),
             "n_boxes": self.n_boxes,
+            "uid": self.uid,
+            "dup_of": list(self.dup_of),
         }
 
     @staticmethod
@@ -170,6 +174,8 @@ class _Instance:
         for a, b in zip(lo_in[-history:], hi_in[-history:]):
             inst.add_box(a, b)
         inst.n_boxes = max(inst.n_boxes, int(d.get("n_boxes", inst.n_boxes)))
+        inst.uid = int(d.get("uid", 0))
+        inst.dup_of = [int(u) for u in d.get("dup_of", [])]
         return inst
 
 
@@ -244,7 +250,11 @@ class ObjectMapMemory:
         gate_scale: merge gate = ``gate_scale`` x the class's typical size (clipped to
             ``gate_min``..``gate_max`` m).
         box_history: observed boxes kept per instance for its robust extent.
-        box_quantiles: percentiles of the lower / upper corners forming the extent.
+        box_quantiles: percentiles of the lower / upper corners of the observed boxes
+            forming the extent used for association and merging (wide: a union of views,
+            so partial views of a big object fall inside it).
+        size_quantiles: the same for the reported centre and size (narrow: per-view
+            size noise would otherwise inflate the union; tuned on simulator streams).
         merge_every: frames between instance-merging passes.
         floor_resolution: room occupancy cell size (m).
         min_score: observations scored lower are ignored.
@@ -253,6 +263,18 @@ class ObjectMapMemory:
         prune_after: seconds after which an instance still seen fewer than
             ``min_count`` times is forgotten (0: never), so false positives do not
             pile up over a long run.
+        confusion_ratio: an instance inside another of a different label seen at
+            least this many times more often is taken for a class confusion of it.
+        track_rate: fraction of the median residual (observation minus its
+            well-established instance, x/y) added to the drift offset each frame
+            (0: no drift tracking).
+        track_deadband: residuals shorter than this (m) are ignored by the tracking.
+        dup_radius, dup_ratio: a new instance born within ``dup_radius`` m of a
+            same-class instance unseen for ``revisit_after`` s, never seen in the same
+            frame as it, and seen ``dup_ratio`` times less, is a drifted re-sighting
+            of it and is folded into it.
+        anchor_min_count: sightings an instance needs to steer the drift tracking
+            (twice this) or to absorb drifted duplicates.
     """
 
     name = "object_map"
@@ -265,12 +287,20 @@ class ObjectMapMemory:
         gate_max: float = 1.0,
         box_history: int = 32,
         box_quantiles: tuple[float, float] = (15.0, 85.0),
+        size_quantiles: tuple[float, float] = (40.0, 60.0),
         merge_every: int = 20,
         floor_resolution: float = 0.25,
         min_score: float = 0.0,
         min_cell_valid: float = 0.2,
         contain_threshold: float = 0.6,
         prune_after: float = 20.0,
+        confusion_ratio: float = 4.0,
+        track_rate: float = 0.05,
+        track_deadband: float = 0.3,
+        dup_radius: float = 1.5,
+        dup_ratio: float = 2.0,
+        anchor_min_count: int = 5,
+        revisit_after: float = 5.0,
         name: str | None = None,
     ) -> None:
         if min_count < 1:
@@ -283,12 +313,20 @@ class ObjectMapMemory:
         self.gate_max = float(gate_max)
         self.box_history = int(box_history)
         self.box_quantiles = (float(box_quantiles[0]), float(box_quantiles[1]))
+        self.size_quantiles = (float(size_quantiles[0]), float(size_quantiles[1]))
         self.merge_every = int(merge_every)
         self.floor_resolution = float(floor_resolution)
         self.min_score = float(min_score)
         self.min_cell_valid = float(min_cell_valid)
         self.contain_threshold = float(contain_threshold)
         self.prune_after = float(prune_after)
+        self.confusion_ratio = float(confusion_ratio)
+        self.track_rate = float(track_rate)
+        self.track_deadband = float(track_deadband)
+        self.dup_radius = float(dup_radius)
+        self.dup_ratio = float(dup_ratio)
+        self.anchor_min_count = int(anchor_min_count)
+        self.revisit_after = float(revisit_after)
         if name:
             self.name = name
         self.reset()
@@ -302,17 +340,28 @@ class ObjectMapMemory:
             "gate_max": self.gate_max,
             "box_history": self.box_history,
             "box_quantiles": list(self.box_quantiles),
+            "size_quantiles": list(self.size_quantiles),
             "merge_every": self.merge_every,
             "floor_resolution": self.floor_resolution,
             "min_score": self.min_score,
             "min_cell_valid": self.min_cell_valid,
             "contain_threshold": self.contain_threshold,
             "prune_after": self.prune_after,
+            "confusion_ratio": self.confusion_ratio,
+            "track_rate": self.track_rate,
+            "track_deadband": self.track_deadband,
+            "dup_radius": self.dup_radius,
+            "dup_ratio": self.dup_ratio,
+            "anchor_min_count": self.anchor_min_count,
+            "revisit_after": self.revisit_after,
         }
 
     def reset(self) -> None:
         self.instances: list[_Instance] = []
         self.floor = _FloorGrid(self.floor_resolution)
+        self.offset = np.zeros(3)  # estimated pose drift (x, y): map = observed - offset
+        self._next_uid = 1
+        self._covis: set[tuple[int, int]] = set()  # (uid, uid) of duplicate candidates seen together
         self.start_stamp: float | None = None
         self.last_stamp = 0.0
         self.n_frames = 0
@@ -325,19 +374,22 @@ class ObjectMapMemory:
             # tokens.time is seconds since the stream's first frame (tokenizer t0).
             self.start_stamp = float(tokens.stamp) - float(getattr(tokens, "time", 0.0))
         self.last_stamp = float(tokens.stamp)
-        self._observe_geometry(tokens)
+        # Objects first: they may re-anchor the drift offset that the geometry then uses.
         self._observe_objects(list(getattr(tokens, "observations", []) or []))
+        self._observe_geometry(tokens)
         self.n_frames += 1
         if self.merge_every > 0 and self.n_frames % self.merge_every == 0:
             self._prune()
             self._merge_pass()
+            self._fold_duplicates()
 
     def inventory(self) -> Inventory:
         if self.start_stamp is None:
             return Inventory(objects=[], room=None, stamp=0.0, start_stamp=0.0)
         self._merge_pass()
+        self._fold_duplicates()
         objects = []
-        q_lo, q_hi = self.box_quantiles
+        q_lo, q_hi = self.size_quantiles
         for inst in self.instances:
             if inst.count < self.min_count:
                 continue
@@ -368,6 +420,9 @@ class ObjectMapMemory:
             "start_stamp": self.start_stamp,
             "last_stamp": self.last_stamp,
             "n_frames": self.n_frames,
+            "offset": self.offset.tolist(),
+            "next_uid": self._next_uid,
+            "covisible": sorted([list(p) for p in self._covis]),
             "instances": [i.to_json() for i in self.instances],
             "floor": self.floor.to_json(),
         }
@@ -401,12 +456,15 @@ class ObjectMapMemory:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: object-map state is damaged ({type(exc).__name__}: {exc})") from exc
         # The state was built with its own settings; keep them so it continues consistently.
-        self.__init__(**{k: (tuple(v) if k == "box_quantiles" else v) for k, v in cfg.items()}, name=doc.get("name"))
+        self.__init__(**{k: (tuple(v) if k.endswith("_quantiles") else v) for k, v in cfg.items()}, name=doc.get("name"))
         self.instances = instances
         self.floor = floor
         self.start_stamp = None if start is None else float(start)
         self.last_stamp = float(doc["last_stamp"])
         self.n_frames = int(doc["n_frames"])
+        self.offset = np.asarray(doc.get("offset", [0.0, 0.0, 0.0]), dtype=np.float64).reshape(3)
+        self._next_uid = int(doc.get("next_uid", 1 + max([i.uid for i in instances], default=0)))
+        self._covis = {(int(a), int(b)) for a, b in doc.get("covisible", [])}
 
     # -- objects -------------------------------------------------------------------
     def _new_instance(self, cid: int, obs_w: float, centre, lo, hi, t: float) -> _Instance:
@@ -420,9 +478,21 @@ class ObjectMapMemory:
             lo=np.zeros((self.box_history, 3)),
             hi=np.zeros((self.box_history, 3)),
             last_frame=self.n_frames,
+            uid=self._next_uid,
         )
+        self._next_uid += 1
         inst.votes[cid] = obs_w
         inst.add_box(lo, hi)
+        # Born near a same-class object not seen for a while: perhaps that object again,
+        # displaced by odometry drift since (decided in the merge pass).
+        for other in self.instances:
+            if (
+                other.votes[cid] > 0
+                and other.count >= self.anchor_min_count
+                and t - other.last_seen > self.revisit_after
+                and float(np.hypot(*(other.centre[:2] - centre[:2]))) < self.dup_radius
+            ):
+                inst.dup_of.append(other.uid)
         return inst
 
     def _observe_objects(self, observations: list) -> None:
@@ -435,6 +505,7 @@ class ObjectMapMemory:
                 continue
             if o.score < self.min_score:
                 continue
+            c = c - self.offset  # into the map's frame (drift corrected so far)
             obs.append((cid - 1, max(float(o.score), 1e-3), c, c - s / 2, c + s / 2, float(o.stamp)))
         if not obs:
             return
@@ -476,6 +547,17 @@ class ObjectMapMemory:
                     continue
             assigned_obs[j] = k
             taken.setdefault(k, j)
+        if self.track_rate > 0:
+            # Follow slow drift: nudge the offset by the median residual of the
+            # observations matched to well-established instances.
+            res = [obs[j][2][:2] - self.instances[k].centre[:2] for j, k in assigned_obs.items()
+                   if self.instances[k].count >= 2 * self.anchor_min_count]
+            if res:
+                med = np.median(np.stack(res), axis=0)
+                norm = float(np.hypot(*med))
+                if norm > self.track_deadband:
+                    self.offset[:2] += self.track_rate * med * (1.0 - self.track_deadband / norm)
+        seen_now: list[_Instance] = []
         for j, (cid, w, c, lo, hi, stamp) in enumerate(obs):
             t = stamp - self.start_stamp
             k = assigned_obs.get(j)
@@ -486,8 +568,10 @@ class ObjectMapMemory:
                     self.instances[k].votes[cid] += w
                     continue
                 self.instances.append(self._new_instance(cid, w, c, lo, hi, t))
+                seen_now.append(self.instances[-1])
                 continue
             inst = self.instances[k]
+            seen_now.append(inst)
             inst.votes[cid] += w
             inst.centre_sum += w * c
             inst.weight += w
@@ -497,6 +581,12 @@ class ObjectMapMemory:
             inst.first_seen = min(inst.first_seen, t)
             inst.last_seen = max(inst.last_seen, t)
             inst.add_box(lo, hi)
+        # Two duplicate candidates seen in one frame are two objects, not one seen twice.
+        uids = {i.uid for i in seen_now}
+        for i in seen_now:
+            for u in i.dup_of:
+                if u in uids:
+                    self._covis.add((i.uid, u))
 
     def _confusion_match(self, cid: int, c, lo, hi) -> int | None:
         size = hi - lo
@@ -546,13 +636,64 @@ class ObjectMapMemory:
                     if ra != rb:
                         parent[max(ra, rb)] = min(ra, rb)  # the older instance absorbs the newer
                         merged = True
+            # Class confusion: a weak instance sitting inside a much stronger one of
+            # another label is that object seen under the wrong name; it gives its votes.
+            counts = np.array([i.count for i in self.instances])
+            cont_all = _containment(lo[:, None], hi[:, None], lo[None, :], hi[None, :])
+            strong = counts[None, :] >= self.confusion_ratio * counts[:, None]  # [weak, strong]
+            # Same object, so same shape: a vase on a cabinet or a laptop on a table is
+            # inside the bigger box too, but much smaller than it.
+            ext = np.log(np.maximum(hi - lo, 0.05))
+            similar = np.max(np.abs(ext[:, None] - ext[None, :]), axis=-1) < np.log(1.8)
+            cand = (cont_all > self.contain_threshold) & strong & similar & (labels[:, None] != labels[None, :])
+            for w in np.nonzero(cand.any(axis=1))[0]:
+                st = int(np.argmax(np.where(cand[w], counts, -1)))
+                rw, rs = find(int(w)), find(st)
+                if rw != rs and rw == int(w):
+                    parent[rw] = rs
+                    merged = True
             if not merged:
                 return
-            # Merge from the back so indices of earlier instances stay valid.
-            for k in range(n - 1, -1, -1):
-                r = find(k)
-                if r != k:
-                    self._merge(r, k)
+            groups: dict[int, list[int]] = {}
+            for k in range(n):
+                groups.setdefault(find(k), []).append(k)
+            keep = []
+            for root, members in groups.items():
+                for k in members:
+                    if k != root:
+                        self._absorb(self.instances[root], self.instances[k])
+                keep.append(root)
+            self.instances = [self.instances[k] for k in sorted(keep)]
+
+    def _fold_duplicates(self) -> None:
+        """Fold drifted re-sightings into the object they re-sight (see ``dup_radius``).
+
+        Only counts, votes and first sighting move over: the original's geometry,
+        from before the drift grew, stays the map's.
+        """
+        by_uid = {i.uid: i for i in self.instances}
+        gone: set[int] = set()
+        for inst in self.instances:
+            if not inst.dup_of or inst.uid in gone:
+                continue
+            for u in inst.dup_of:
+                orig = by_uid.get(u)
+                if (
+                    orig is None
+                    or u in gone
+                    or orig.label_id != inst.label_id
+                    or (inst.uid, u) in self._covis
+                    or orig.count < self.dup_ratio * inst.count
+                ):
+                    continue
+                orig.votes += inst.votes
+                orig.count += inst.count
+                orig.first_seen = min(orig.first_seen, inst.first_seen)
+                gone.add(inst.uid)
+                break
+        if gone:
+            self.instances = [i for i in self.instances if i.uid not in gone]
+            self._covis = {p for p in self._covis if p[0] not in gone and p[1] not in gone}
 
     def _prune(self) -> None:
         """Forget one-off sightings that were never confirmed (false positives) after a while."""
@@ -563,8 +704,8 @@ class ObjectMapMemory:
             i for i in self.instances if i.count >= self.min_count or now - i.last_seen <= self.prune_after
         ]
 
-    def _merge(self, a: int, b: int) -> None:
-        ia, ib = self.instances[a], self.instances[b]
+    def _absorb(self, ia: _Instance, ib: _Instance) -> None:
+        """Fold instance ``ib`` into ``ia`` (votes, weights, counts, boxes, times)."""
         ia.votes += ib.votes
         ia.centre_sum += ib.centre_sum
         ia.weight += ib.weight
@@ -582,7 +723,9 @@ class ObjectMapMemory:
             ia.add_box(x, y)
         ia.last_frame = max(ia.last_frame, ib.last_frame)
         ia._box = None
-        del self.instances[b]
+        ia.dup_of = sorted((set(ia.dup_of) | set(ib.dup_of)) - {ia.uid})
+        if any(ib.uid in p for p in self._covis):
+            self._covis = {(ia.uid if a == ib.uid else a, ia.uid if b == ib.uid else b) for a, b in self._covis}
 
     # -- room ----------------------------------------------------------------------
     def _observe_geometry(self, tokens) -> None:
@@ -592,6 +735,8 @@ class ObjectMapMemory:
         geo = np.asarray(tokens.geometry)
         vf = geo[..., GEO_FIELDS["valid_fraction"]][..., 0]
         pts = geo[..., GEO_FIELDS["mean_xyz"]][vf >= self.min_cell_valid][:, :2].astype(np.float64)
+        cam = cam - self.offset[:2]
+        pts = pts - self.offset[:2]
         if not np.all(np.isfinite(cam)):
             return
         pts = pts[np.all(np.isfinite(pts), axis=1)]
