@@ -158,3 +158,34 @@ def test_clear_errors(tmp_path, yolox_model, names_file, detector):
 def test_unavailable_providers_are_dropped(yolox_model, names_file):
     det = OnnxDetector(yolox_model, names_file, providers=("NoSuchExecutionProvider",), intra_op_threads=1)
     assert det.providers_in_use == ["CPUExecutionProvider"]
+
+
+def test_real_frames_lift_and_tokenize_finite(detector, hololens_dir):
+    """Detector -> lifting -> tokens on real depth (about 40% of pixels are 0 = no reading)."""
+    from spatial_ttt_ros.frames import CameraFrame
+    from spatial_ttt_ros.perception.lifting import lift_detections_ex
+    from spatial_ttt_ros.perception.tokens import Tokenizer
+
+    K = np.loadtxt(hololens_dir / "K.txt")
+    poses = np.loadtxt(hololens_dir / "poses.txt").reshape(-1, 4, 4)
+    names = sorted(p.stem for p in (hololens_dir / "rgb").glob("*.jpg"))
+    y_up_to_z_up = np.eye(4)  # the sequence's world has +y up; REP-103 wants +z up
+    y_up_to_z_up[:3, :3] = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]
+    tok = Tokenizer()
+    lifted = 0
+    for name in ("00123", "00213", "00285", "00365"):
+        i = names.index(name)
+        depth = cv2.imread(str(hololens_dir / "depth" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        assert depth.dtype == np.uint16
+        frame = CameraFrame(i * 0.2, depth.astype(np.float32) / 1000.0, K, y_up_to_z_up @ poses[i], frame_index=i)
+        assert 0.3 < float(np.mean(depth > 0)) < 0.9
+        res = lift_detections_ex(frame, detector.detect(read_rgb(hololens_dir, name)))
+        lifted += res.n_lifted
+        for o in res.observations:
+            assert np.all(np.isfinite(o.center)) and np.all(np.isfinite(o.size))
+            assert np.all(o.size > 0) and np.all(o.size < 5.0)  # metres: room-scale, not background
+            assert 0.5 < o.extras["depth"] < 7.0  # the sensor's range
+        t = tok.tokenize(frame, res.observations)
+        assert np.all(np.isfinite(t.geometry)) and np.all(np.isfinite(t.objects))
+        assert t.object_valid.sum() == min(res.n_lifted, 16)
+    assert lifted >= 10
