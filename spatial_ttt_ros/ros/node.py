@@ -123,14 +123,16 @@ def build_pipeline(p: NodeParams, device: str):
         names = Path(p.class_names_file).expanduser() if p.class_names_file else model_path.parent / "coco_classes.txt"
         if not names.is_file():
             raise FileNotFoundError(f"parameter class_names_file: no class-name file at {names}")
-        front_end = FrontEnd(
-            source="detector",
-            model_path=model_path,
-            class_names=names,
+        from spatial_ttt_ros.perception.detector import OnnxDetector
+
+        detector = OnnxDetector(
+            str(model_path),
+            names,
             providers=available_providers(p.providers),
             score_threshold=p.score_threshold,
-            **layout,
+            intra_op_threads=p.detector_threads or None,
         )
+        front_end = FrontEnd(source="detector", detector=detector, model_path=model_path, **layout)
     else:
         front_end = FrontEnd(source="labels", **layout)
     return SpatialMemoryPipeline(front_end, memory)
@@ -246,7 +248,7 @@ class SpatialTTTNode(LifecycleNode):
         self.get_logger().info(
             f"configured in {time.perf_counter() - t0:.1f} s: memory {p.method} on {self.device}"
             f"{' (fp16)' if self._fp16 else ''}, detector {p.detector}"
-            + (f" ({', '.join(available_providers(p.providers))})" if p.detector == "onnx" else "")
+            + (f" ({', '.join(pipeline.front_end.detector.providers_in_use)})" if p.detector == "onnx" else "")
             + f", memory_dir {p.memory_root}"
         )
         return TransitionCallbackReturn.SUCCESS

@@ -84,6 +84,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("class_names_file", "", "ONNX only: class names, one a line in output order (empty: coco_classes.txt beside the model)."),
     ParamSpec("providers", list(DEFAULT_PROVIDERS), "ONNX only: onnxruntime execution providers in order of preference; unavailable ones are skipped."),
     ParamSpec("score_threshold", 0.35, "ONNX only: minimum detection score.", 0.0, 1.0),
+    ParamSpec(
+        "detector_threads",
+        1,
+        "ONNX only: onnxruntime CPU threads (0 = one per core). One keeps the detector from fighting the "
+        "node's other threads and the robot's other processes for the cores.",
+        0,
+        64,
+        step=1,
+    ),
     # --- memory
     ParamSpec("method", "ttt", "Memory: ttt (the TTT model) or a baseline (object_map, sliding_window, full_context, ...)."),
     ParamSpec("checkpoint", "", "Model weights (.safetensors); empty: the shipped default."),
@@ -139,6 +148,7 @@ class NodeParams:
     class_names_file: str
     providers: list[str]
     score_threshold: float
+    detector_threads: int
     method: str
     checkpoint: str
     device: str
