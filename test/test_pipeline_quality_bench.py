@@ -49,3 +49,26 @@ def test_bench_quality_rejects_bad_arguments():
         quality.run(parser.parse_args(["--scenes", "0", "--methods", "object_map", "--ablations"]))
     with pytest.raises(ValueError, match="unknown memory method"):
         quality.run(parser.parse_args(["--frames", "20", "--methods", "lstm", "--ablations"]))
+
+
+def test_bench_quality_runs_learned_variants_beside_the_object_map(tmp_path):
+    """With a checkpoint (here an untrained one) every method and ablation is scored on the same tokens."""
+    torch = pytest.importorskip("torch")
+    from spatial_ttt_ros.memory.checkpoint import save_checkpoint
+    from spatial_ttt_ros.memory.model import SpatialMemoryModel
+
+    torch.manual_seed(0)
+    model = SpatialMemoryModel()
+    ckpt = save_checkpoint(tmp_path / "untrained.safetensors", model.cfg.to_dict(), model.state_dict())
+    parser = argparse.ArgumentParser()
+    quality.configure_parser(parser)
+    out = tmp_path / "q.json"
+    args = parser.parse_args(
+        ["--json", str(out), "--frames", "24", "--scenes", "1", "--detections", "exact", "--per-type", "1",
+         "--checkpoint", str(ckpt), "--methods", "ttt", "object_map", "--ablations", "ttt_frozen"]
+    )
+    assert quality.run(args) == 0
+    doc = json.loads(out.read_text())
+    assert [r["method"] for r in doc["results"]] == ["ttt", "object_map"]
+    assert [a["name"] for a in doc["ablations"]] == ["ttt_frozen"]
+    assert doc["skipped"] == []

@@ -245,7 +245,8 @@ def _build_memories(names: list[str], checkpoint, skipped: list[dict]) -> dict:
     out = {}
     for name in names:
         try:
-            out[name] = make_memory(name, checkpoint=checkpoint)
+            # The object map learns nothing: only the learned variants take the checkpoint.
+            out[name] = make_memory(name, checkpoint=None if name == "object_map" else checkpoint)
         except ValueError as exc:
             if "unknown memory method" in str(exc):
                 raise  # a typo on the command line is the user's to fix
