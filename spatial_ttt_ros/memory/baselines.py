@@ -23,9 +23,19 @@ Clustering, per frame:
    size: it then only adds a class vote there (the instance's label is its vote
    argmax) instead of creating a spurious object.
 4. Anything else starts a new instance. Instances observed fewer than ``min_count``
-   times are left out of the inventory (one-off false positives).
-5. Every ``merge_every`` frames (and before decoding) instances of one label whose
-   boxes overlap or whose centres are close are merged (drift splits objects).
+   times are left out of the inventory (one-off false positives) and forgotten after
+   ``prune_after`` seconds.
+5. Every ``merge_every`` frames (and, on a copy, before decoding) instances of one
+   label whose boxes overlap or whose centres are close are merged; a weak instance
+   inside a much stronger one of another label and of the same shape is folded into
+   it (class confusion).
+
+Odometry drift (a robot's pose estimate wanders by a metre over a long run) is
+handled the way a mapper without full loop closure can: a drift offset follows the
+median residual between observations and well-established instances (slowly, with
+a deadband, x/y only), and a new instance born near a same-class object unseen for a
+while, never seen in the same frame as it and much weaker, is folded into it as a
+drifted re-sighting.
 
 Instance geometry: a running (score-weighted) mean of the observed centres drives
 association; the reported box is the robust union of the last ``box_history``
@@ -35,6 +45,7 @@ single view only shows the visible surface and under-estimates depth extent.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -374,7 +385,7 @@ class ObjectMapMemory:
             # tokens.time is seconds since the stream's first frame (tokenizer t0).
             self.start_stamp = float(tokens.stamp) - float(getattr(tokens, "time", 0.0))
         self.last_stamp = float(tokens.stamp)
-        # Objects first: they may re-anchor the drift offset that the geometry then uses.
+        # Objects first: drift tracking may move the offset that the geometry then uses.
         self._observe_objects(list(getattr(tokens, "observations", []) or []))
         self._observe_geometry(tokens)
         self.n_frames += 1
@@ -386,11 +397,16 @@ class ObjectMapMemory:
     def inventory(self) -> Inventory:
         if self.start_stamp is None:
             return Inventory(objects=[], room=None, stamp=0.0, start_stamp=0.0)
-        self._merge_pass()
-        self._fold_duplicates()
+        # Decode from a merged *copy*: asking questions must not change what later
+        # frames do to the map (a live robot and a replay then give the same answers).
+        snap = copy.copy(self)
+        snap.instances = copy.deepcopy(self.instances)
+        snap._covis = set(self._covis)
+        snap._merge_pass()
+        snap._fold_duplicates()
         objects = []
         q_lo, q_hi = self.size_quantiles
-        for inst in self.instances:
+        for inst in snap.instances:
             if inst.count < self.min_count:
                 continue
             lo, hi = inst.robust_box(q_lo, q_hi)
