@@ -150,15 +150,15 @@ class _Run:
         raise RuntimeError("no fresh /diagnostics from the node")
 
     def settled(self, timeout: float = 15.0) -> dict:
-        """Counters once the node has taken in and processed everything (two equal snapshots)."""
-        last = self.counters()
+        """Counters once the node has taken in and processed everything (unchanged for 1.5 s:
+        on a loaded machine the node can stall for a moment and then take a burst)."""
+        last, stable_since = self.counters(), time.monotonic()
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.spin(0.5)
+        while time.monotonic() < end and time.monotonic() - stable_since < 1.5:
+            self.spin(0.3)
             now = self.counters()
-            if (now["in"], now["processed"], now["dropped"]) == (last["in"], last["processed"], last["dropped"]):
-                return now
-            last = now
+            if (now["in"], now["processed"], now["dropped"]) != (last["in"], last["processed"], last["dropped"]):
+                last, stable_since = now, time.monotonic()
         return last
 
     def stream(self, rate_hz: float, seconds: float, ask_period_s: float = 0.0) -> dict:
@@ -239,7 +239,7 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
             steps.append(step)
             # Kept up: at least 95 % of what was published got into memory (losses in DDS or the
             # synchroniser count: they are frames the node was too busy to take), queue drops <= 2 %.
-            kept_up = step["processed"] >= 0.95 * step["published"] and step["dropped_fraction"] <= 0.02
+            kept_up = step["processed"] >= 0.95 * step["published"] - 1 and step["dropped_fraction"] <= 0.02
             print(f"  {detector}: {rate:5.1f} Hz in -> {step['processed_hz']:5.1f} Hz written, "
                   f"{step['dropped_queue_full']} dropped, {step['lost_before_node']} lost before the node"
                   + ("" if kept_up else "  (falls behind)"))
