@@ -99,6 +99,15 @@ def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05):
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _pieces_of_one(lo_a, hi_a, lo_b, hi_b, typical: float, max_gap: float = 0.2):
+    """True where two boxes could be pieces of one object of a class ``typical`` m across:
+    at most ``max_gap`` apart on every axis, and their joint box no wider (x, y) than
+    1.3 x typical. Arrays broadcast over leading axes (last axis = x, y, z)."""
+    gap = np.max(np.maximum(lo_a, lo_b) - np.minimum(hi_a, hi_b), axis=-1)
+    width = np.max(np.maximum(hi_a, hi_b)[..., :2] - np.minimum(lo_a, lo_b)[..., :2], axis=-1)
+    return (gap <= max_gap) & (width <= 1.3 * typical)
+
+
 @dataclass
 class _Instance:
     votes: np.ndarray  # (N_CLASSES,) score-weighted class votes
@@ -525,6 +534,7 @@ class ObjectMapMemory:
             obs.append((cid - 1, max(float(o.score), 1e-3), c, c - s / 2, c + s / 2, float(o.stamp)))
         if not obs:
             return
+        obs = self._join_fragments(obs)
         frame = self.n_frames
         n_inst = len(self.instances)
         # Candidate (distance, obs, instance) pairs for same-class association.
@@ -604,6 +614,33 @@ class ObjectMapMemory:
                 if u in uids:
                     self._covis.add((i.uid, u))
 
+    def _join_fragments(self, obs: list) -> list:
+        """Join same-class observations of one frame that are pieces of one object.
+
+        A label image splits an object occluded by a thinner one in front (a chair
+        behind a table leg) into several components. Pieces whose boxes nearly touch
+        (within 20 cm) and whose joint box is no wider than the class allows become one
+        observation; two real chairs side by side make a joint box too wide to join.
+        """
+        out = list(obs)
+        joined = True
+        while joined:
+            joined = False
+            for a in range(len(out)):
+                for b in range(a + 1, len(out)):
+                    ca, wa, _, la, ha, ta = out[a]
+                    cb, wb, _, lb, hb, _ = out[b]
+                    if ca != cb or not _pieces_of_one(la, ha, lb, hb, TYPICAL_SIZE.get(CLASSES[ca], 0.5)):
+                        continue
+                    lo, hi = np.minimum(la, lb), np.maximum(ha, hb)
+                    out[a] = (ca, max(wa, wb), 0.5 * (lo + hi), lo, hi, ta)
+                    del out[b]
+                    joined = True
+                    break
+                if joined:
+                    break
+        return out
+
     def _confusion_match(self, cid: int, c, lo, hi) -> int | None:
         size = hi - lo
         best, best_d = None, np.inf
@@ -646,7 +683,11 @@ class ObjectMapMemory:
                 g = self.gate(CLASSES[lab])
                 d = np.linalg.norm(centres[idx, None] - centres[None, idx], axis=-1)
                 cont = _containment(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx])
-                close = np.triu((d < 0.5 * g) | (cont > self.contain_threshold), k=1)
+                # Pieces of one object seen at different times (a chair whose seat and
+                # back were only ever seen apart) join like the fragments of one frame.
+                pieces = _pieces_of_one(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx],
+                                        TYPICAL_SIZE.get(CLASSES[lab], 0.5))
+                close = np.triu((d < 0.5 * g) | (cont > self.contain_threshold) | pieces, k=1)
                 for p, q in zip(*np.nonzero(close)):
                     ra, rb = find(int(idx[p])), find(int(idx[q]))
                     if ra != rb:
