@@ -31,6 +31,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="labels: the bag's label-image topic; onnx: run a detector on the colour images")
     p.add_argument("--model-path", type=Path, default=None, help="ONNX detector (with --detector onnx)")
     p.add_argument("--class-names", type=Path, default=None, help="detector class names, one per line")
+    p.add_argument("--score-threshold", type=float, default=0.35, help="ONNX detector: minimum score (node default)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the memory model runs (offline and node)")
     p.add_argument("--rate-scale", type=float, default=1.0, help="--live: playback speed (2 = twice as fast)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
@@ -47,6 +49,7 @@ def config_from_args(args: argparse.Namespace):
     return EvalConfig(
         bag=args.bag, qa=args.qa, out=args.out, method=args.method, detector=args.detector,
         model_path=args.model_path, class_names=args.class_names, checkpoint=args.checkpoint,
+        score_threshold=args.score_threshold, device=args.device,
         live=args.live, rate_scale=args.rate_scale, max_frames=args.max_frames, topics=topics,
         progress=not getattr(args, "no_progress", False),
     )

@@ -27,6 +27,7 @@ from spatial_ttt_ros.evaluation.bag_reader import BagInfo, BagReader, BagTopics
 from spatial_ttt_ros.evaluation.metrics import score_record
 
 REPO = Path(__file__).resolve().parents[2]
+DETECTOR_THREADS = 1  # onnxruntime threads, as the node's detector_threads default (shares 2 cores best)
 
 
 @dataclass
@@ -39,6 +40,8 @@ class EvalConfig:
     model_path: Path | None = None  # ONNX detector
     class_names: Path | None = None  # the detector's class list, one name per line
     checkpoint: Path | None = None  # memory model checkpoint (None: the shipped one)
+    score_threshold: float = 0.35  # ONNX detector (the node's default)
+    device: str = "cpu"  # memory model device, offline and in the node
     live: bool = False
     rate_scale: float = 1.0  # live: 2.0 plays twice as fast as recorded
     max_frames: int | None = None
@@ -83,6 +86,11 @@ class EvalResult:
     process_s: float  # time spent in the memory pipeline (offline) / playing (live)
     dropped_frames: int = 0
     frames_published: int = 0
+    # (frames seen, state bytes): every frame offline, the node's diagnostics samples live
+    state_samples: list[tuple[int, int]] = field(default_factory=list)
+    # per-stage latency summaries measured elsewhere (live: the node's /diagnostics)
+    stage_latency: dict[str, dict] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)  # why frames were dropped (live)
     inventory: dict | None = None  # final inventory (JSON form)
     checkpoint: str | None = None
     model_checksum: str | None = None
@@ -208,23 +216,39 @@ def default_class_names(model_path: Path | None) -> Path | None:
 
 
 def build_pipeline(cfg: EvalConfig, stage_ms: dict | None = None):
-    """SpatialMemoryPipeline for the configured method and detector; with ``stage_ms``
-    the front-end (and ONNX detector) and memory writes are timed into it."""
+    """SpatialMemoryPipeline for the configured method and detector, built as the node
+    builds it (token layout from the model, same detector settings), so offline and live
+    answers agree; with ``stage_ms`` the front-end (and ONNX detector) and the memory
+    writes are timed into it."""
     from spatial_ttt_ros.memory.front_end import FrontEnd
     from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, make_memory
 
+    if cfg.method.strip().lower() == "object_map":
+        if cfg.checkpoint is not None:
+            raise ValueError("--checkpoint was given but method object_map has no weights")
+        memory = make_memory("object_map")
+    else:
+        memory = make_memory(cfg.method, cfg.checkpoint, device=cfg.device)
+    model_cfg = getattr(getattr(memory, "model", None), "cfg", None)
+    layout = {"grid": tuple(model_cfg.grid), "max_objects": int(model_cfg.max_objects)} if model_cfg is not None else {}
     if cfg.detector == "onnx":
-        if cfg.model_path is None:
-            raise ValueError("--detector onnx needs --model-path (and --class-names unless coco_classes.txt is beside it)")
+        if cfg.model_path is None or not Path(cfg.model_path).is_file():
+            raise ValueError(f"--detector onnx needs an existing --model-path (got {cfg.model_path})")
         names = cfg.class_names or default_class_names(cfg.model_path)
         if names is None:
             raise ValueError(f"--detector onnx needs --class-names: no coco_classes.txt beside {cfg.model_path}")
-        front_end = FrontEnd(source="detector", model_path=cfg.model_path, class_names=names)
+        from spatial_ttt_ros.perception.detector import OnnxDetector
+
+        detector = OnnxDetector(
+            str(cfg.model_path), Path(names), providers=["CPUExecutionProvider"] if cfg.device == "cpu" else
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            score_threshold=cfg.score_threshold, intra_op_threads=DETECTOR_THREADS,
+        )
+        front_end = FrontEnd(source="detector", detector=detector, model_path=cfg.model_path, **layout)
     elif cfg.detector == "labels":
-        front_end = FrontEnd(source="labels")
+        front_end = FrontEnd(source="labels", **layout)
     else:
         raise ValueError(f"unknown detector {cfg.detector!r}: use labels or onnx")
-    memory = make_memory(cfg.method, checkpoint=cfg.checkpoint)
     if stage_ms is not None:
         if front_end.detector is not None:
             front_end.detector = _Timed(front_end.detector, "detect", "detect", stage_ms)
@@ -237,7 +261,8 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     # stderr, and silent for short runs so test logs stay readable
-    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled or total < 50, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="frame", disable=not enabled or total < 50, file=sys.stderr,
+                mininterval=0.5 if sys.stderr.isatty() else 5.0)
 
 
 def ask_pipeline(pipeline, record: dict) -> tuple[dict | None, str, float]:
@@ -322,6 +347,7 @@ def run_offline(
         wall_s=wall,
         process_s=t_proc,
         frames_published=len(timings),
+        state_samples=[(i + 1, f.state_bytes) for i, f in enumerate(timings)],
         inventory=inv.to_json() if inv is not None else None,
         checkpoint=None if ckpt is None else str(ckpt),
         model_checksum=sha256_file(ckpt),

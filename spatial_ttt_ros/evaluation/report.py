@@ -84,9 +84,11 @@ def build_report(result: EvalResult) -> dict:
             }
         )
     latency = {s: _pct([f.ms[s] for f in result.frames if s in f.ms]) for s in stage_names(result)}
+    latency.update(result.stage_latency)  # live: the node's own per-stage summaries
     latency["ask"] = _pct([q.latency_ms for q in result.questions])
-    n = len(result.frames)
-    sb = [f.state_bytes for f in result.frames]
+    n = len(result.frames) if result.mode == "offline" else result.frames_published - result.dropped_frames
+    samples = result.state_samples or [(i + 1, f.state_bytes) for i, f in enumerate(result.frames)]
+    sb = [b for _, b in samples]
     bag = result.bag
     return {
         "overall": agg["overall"],
@@ -101,12 +103,13 @@ def build_report(result: EvalResult) -> dict:
         "frames_processed": n,
         "frames_published": result.frames_published,
         "dropped_frames": int(result.dropped_frames),
+        "drops": dict(result.drops),
         # frames per second of model time (offline) or of playback wall time (live)
         "throughput_fps": round(n / result.process_s, 3) if result.process_s > 0 else None,
         "wall_s": round(result.wall_s, 3),
         "latency": latency,
         "state_bytes": {
-            "frames_seen": [i + 1 for i in range(n)],
+            "frames_seen": [k for k, _ in samples],
             "bytes": sb,
             "max": max(sb) if sb else 0,
             "last": sb[-1] if sb else 0,
@@ -147,14 +150,14 @@ def _cell(text) -> str:
 def render_markdown(rep: dict) -> str:
     lines = [f"# Evaluation: {rep['method']} ({rep['mode']})", ""]
     lat = rep["latency"]
-    proc = lat.get("process") or lat.get("frame") or {}
+    proc = lat.get("process") or lat.get("node queue+process") or {}
     summary = [
         ("overall score (%)", f"{rep['overall']:.1f}"),
         ("questions (answered / total)", f"{rep['n_answered']} / {rep['n_questions']}"),
         ("bad question records skipped", str(len(rep["errors"]))),
         ("bag", f"`{rep['bag']['path']}` ({rep['bag']['frames']} frames, pose from {rep['bag']['pose_source']})"),
         ("frames processed / published", f"{rep['frames_processed']} / {rep['frames_published']}"),
-        ("dropped frames", str(rep["dropped_frames"])),
+        ("dropped frames", str(rep["dropped_frames"]) + (f" ({', '.join(f'{k}: {v}' for k, v in rep['drops'].items())})" if rep["drops"] else "")),
         ("throughput (frames/s)", _fmt(rep["throughput_fps"])),
         ("ms per frame p50 / p95", f"{_fmt(proc.get('p50'))} / {_fmt(proc.get('p95'))}"),
         ("ms per question p50 / p95", f"{_fmt(lat['ask']['p50'])} / {_fmt(lat['ask']['p95'])}"),
@@ -169,7 +172,12 @@ def render_markdown(rep: dict) -> str:
         lines.append(f"| {task} | {rep['counts'].get(task, '')} | {s:.1f} |")
     lines += ["", "## Latency per stage (ms)", "", "| stage | p50 | p95 | mean | max |", "| --- | --- | --- | --- | --- |"]
     for stage, s in lat.items():
-        lines.append(f"| {stage} | {_fmt(s['p50'])} | {_fmt(s['p95'])} | {_fmt(s['mean'])} | {_fmt(s['max'])} |")
+        lines.append(
+            f"| {stage} | {_fmt(s.get('p50'))} | {_fmt(s.get('p95'))} | {_fmt(s.get('mean'))} | {_fmt(s.get('max'))} |"
+        )
+    if rep["mode"] == "live":
+        lines += ["", "Live: stage latencies (all but ask and publish) are the node's own, from /diagnostics; "
+                  "ask is the service round trip."]
     lines += ["", "## Questions", "",
               "| id | type | asked at (s) | question | ground truth | prediction | score | answer |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -209,11 +217,12 @@ def write_plots(rep: dict, result: EvalResult, out: Path) -> list[Path]:
 
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
     x = np.arange(1, len(result.frames) + 1)
-    a1.plot(x, [f.state_bytes / 1024 for f in result.frames], color="#228833")
+    samples = rep["state_bytes"]
+    a1.plot(samples["frames_seen"], [b / 1024 for b in samples["bytes"]], color="#228833", marker="." if result.mode == "live" else None)
     a1.set_ylabel("state (KiB)")
     a1.set_ylim(bottom=0)
     a1.set_title("memory state and time per frame against frames seen")
-    key = "process" if any("process" in f.ms for f in result.frames) else None
+    key = next((k for k in ("process", "publish") if any(k in f.ms for f in result.frames)), None)
     if key:
         a2.plot(x, [f.ms.get(key, np.nan) for f in result.frames], lw=0.8, color="#aa3377")
     a2.set_ylabel(f"ms per frame ({key})")
