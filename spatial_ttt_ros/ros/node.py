@@ -138,16 +138,25 @@ def build_pipeline(p: NodeParams, device: str):
     return SpatialMemoryPipeline(front_end, memory)
 
 
-def _timed(obj, attr: str, stats) -> None:
-    """Time every call of ``obj.attr`` into ``stats`` (per-stage latency without touching the core)."""
+def _timed(obj, attr: str, stats, minus: list[float] | None = None, record: list[float] | None = None) -> None:
+    """Time every call of ``obj.attr`` into ``stats`` (per-stage latency without touching the core).
+
+    ``record``: a one-element list the duration is also written to; ``minus``: such a list whose
+    value (an inner stage timed during this call) is subtracted, so stages do not overlap.
+    """
     inner = getattr(obj, attr)
 
     def wrapper(*args, **kwargs):
+        if minus is not None:
+            minus[0] = 0.0
         t0 = time.perf_counter()
         try:
             return inner(*args, **kwargs)
         finally:
-            stats.add(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            if record is not None:
+                record[0] = elapsed
+            stats.add(elapsed - (minus[0] if minus is not None else 0.0))
 
     setattr(obj, attr, wrapper)
 
@@ -221,8 +230,9 @@ class SpatialTTTNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.params = p
         self.pipeline = pipeline
-        _timed(pipeline.front_end, "detect", self.stats.latency["detect"])
-        _timed(pipeline.front_end, "process", self.stats.latency["tokenize"])  # detect+lift+tokenise
+        detect_s = [0.0]
+        _timed(pipeline.front_end, "detect", self.stats.latency["detect"], record=detect_s)
+        _timed(pipeline.front_end, "process", self.stats.latency["tokenize"], minus=detect_s)  # lift + tokenise
         _timed(pipeline.memory, "observe", self.stats.latency["memory"])
         self._label_table = label_id_table(p.class_names)
         self._camera_in_base = conv.pose7_to_matrix(p.camera_in_base)
