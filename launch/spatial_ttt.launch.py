@@ -8,6 +8,7 @@ Arguments:
   pose_topic, odom_topic
                    where the node's inputs come from (remappings; defaults are the
                    names the simulator's bags use, spatial_ttt_ros/topics.py)
+  use_sim_time     follow /clock (true when replaying a bag with --clock)
   log_level        rclcpp/rclpy log level (info)
 
 Example: ros2 launch spatial_ttt_ros spatial_ttt.launch.py namespace:=robot1 \
@@ -21,6 +22,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "spatial_ttt_ros"
 EXECUTABLE = "spatial_ttt_node"
@@ -44,6 +46,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters (YAML)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("node_name", default_value="spatial_ttt", description="name of the node"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
         DeclareLaunchArgument("log_level", default_value="info", description="log level"),
     ]
     args += [
@@ -55,7 +58,10 @@ def generate_launch_description() -> LaunchDescription:
         executable=EXECUTABLE,
         name=LaunchConfiguration("node_name"),
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file")],
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
+        ],
         remappings=[(topic, LaunchConfiguration(name)) for name, (topic, _) in INPUT_TOPICS.items()],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
         output="screen",

@@ -306,7 +306,7 @@ def test_launch_file_compiles_and_names_the_node():
     tree = ast.parse(source)
     compile(tree, str(path), "exec")
     consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-    assert {"spatial_ttt_ros", "spatial_ttt_node", "params_file", "namespace"} <= consts
+    assert {"spatial_ttt_ros", "spatial_ttt_node", "params_file", "namespace", "use_sim_time"} <= consts
     assert "spatial_ttt.yaml" in source and "get_package_share_directory" in source
     installed = (REPO / "CMakeLists.txt").read_text()
     assert "spatial_ttt_node DESTINATION lib/${PROJECT_NAME}" in installed
