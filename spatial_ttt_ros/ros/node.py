@@ -567,7 +567,8 @@ class SpatialTTTNode(LifecycleNode):
             self._problem("bad_frame", f"frame at {stamp:.3f} s: {exc}")
         else:
             self._problem("worker_error", f"frame at {stamp:.3f} s: {type(exc).__name__}: {exc}")
-            self.get_logger().debug("".join(traceback.format_exception(exc)))
+            if self.stats.problems_snapshot().get("worker_error", 0) == 1:  # the first one in full
+                self.get_logger().error("".join(traceback.format_exception(exc)))
 
     # ------------------------------------------------------------------ services
 
