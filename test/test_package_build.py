@@ -7,6 +7,7 @@ venv's ROS 2 wheels, and scripts/setup.sh with a broken environment.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,15 @@ def colcon_install(tmp_path_factory) -> Path:
     if not colcon.exists():
         pytest.skip("colcon is not installed in this venv (run make setup)")
     work = tmp_path_factory.mktemp("colcon")
+    # A robot's workspace: the package's files under src/ (not this checkout, whose
+    # .venv lies inside the source tree, which CMake refuses for exported include paths).
+    src = work / "src" / "spatial_ttt_ros"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
     env = _clean_env(
         AMENT_PREFIX_PATH=str(VENV),
         CMAKE_PREFIX_PATH=str(VENV),
@@ -38,7 +48,7 @@ def colcon_install(tmp_path_factory) -> Path:
     )
     cmd = [
         str(colcon), "build",
-        "--base-paths", str(REPO),
+        "--base-paths", str(work / "src"),
         "--build-base", str(work / "build"),
         "--install-base", str(work / "install"),
         "--event-handlers", "console_direct-",
