@@ -55,14 +55,14 @@ fi
 # --- 3. interfaces + package into the venv ------------------------------------------
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
 "$VENV/bin/python" "$ROOT/scripts/fix_wheel_cmake_paths.py" "$VENV" >/dev/null
-if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-  echo "setup: configuring the interfaces build in $BUILD_DIR"
-  mkdir -p "$(dirname "$BUILD_DIR")"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DPython3_EXECUTABLE="$VENV/bin/python" -DAMENT_CMAKE_SYMLINK_INSTALL=1 \
-    -DBUILD_TESTING=OFF >"$BUILD_DIR.configure.log" 2>&1 \
-    || { tail -n 30 "$BUILD_DIR.configure.log" >&2; rm -f "$BUILD_DIR/CMakeCache.txt"; die "CMake could not configure the package; log: $BUILD_DIR.configure.log"; }
-fi
+# Configure every time (seconds when the cache exists): a symlink install lists the
+# package's files at configure time, so a new module appears only after this.
+echo "setup: configuring the interfaces build in $BUILD_DIR"
+mkdir -p "$(dirname "$BUILD_DIR")"
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_INSTALL_PREFIX="$VENV" \
+  -DPython3_EXECUTABLE="$VENV/bin/python" -DAMENT_CMAKE_SYMLINK_INSTALL=1 \
+  -DBUILD_TESTING=OFF >"$BUILD_DIR.configure.log" 2>&1 \
+  || { tail -n 30 "$BUILD_DIR.configure.log" >&2; rm -f "$BUILD_DIR/CMakeCache.txt"; die "CMake could not configure the package; log: $BUILD_DIR.configure.log"; }
 cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)" >"$BUILD_DIR.build.log" 2>&1 \
   || { tail -n 30 "$BUILD_DIR.build.log" >&2; die "building the interfaces failed; log: $BUILD_DIR.build.log"; }
 cmake --install "$BUILD_DIR" >"$BUILD_DIR.install.log" 2>&1 \
