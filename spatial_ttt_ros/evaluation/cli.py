@@ -34,6 +34,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-threshold", type=float, default=0.35, help="ONNX detector: minimum score (node default)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the memory model runs (offline and node)")
     p.add_argument("--rate-scale", type=float, default=1.0, help="--live: playback speed (2 = twice as fast)")
+    p.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
+                   help="--live: input QoS of node and player (sensor_data: best effort, as cameras publish)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -50,7 +52,7 @@ def config_from_args(args: argparse.Namespace):
         bag=args.bag, qa=args.qa, out=args.out, method=args.method, detector=args.detector,
         model_path=args.model_path, class_names=args.class_names, checkpoint=args.checkpoint,
         score_threshold=args.score_threshold, device=args.device,
-        live=args.live, rate_scale=args.rate_scale, max_frames=args.max_frames, topics=topics,
+        live=args.live, rate_scale=args.rate_scale, qos=args.qos, max_frames=args.max_frames, topics=topics,
         progress=not getattr(args, "no_progress", False),
     )
 

@@ -146,6 +146,7 @@ def node_params(cfg: EvalConfig, pose_source: str, compressed: bool, memory_dir:
         "description_period_s": 0.0,  # nobody listens; keep the CPU for the memory
         "diagnostics_period_s": DIAG_PERIOD_S,
         "score_threshold": float(cfg.score_threshold),
+        "qos_reliability": "reliable" if cfg.qos == "reliable" else "best_effort",
     }
     if cfg.detector == "onnx":
         from spatial_ttt_ros.evaluation.replay import default_class_names
@@ -250,8 +251,9 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
     timings: list[FrameTiming] = []
     notes: list[str] = []
     try:
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
-                         durability=DurabilityPolicy.VOLATILE)  # the node's sensor-data input QoS
+        reliability = ReliabilityPolicy.RELIABLE if cfg.qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)  # the node's input QoS (sensor data by default)
         pubs = {src: node.create_publisher(cls, dst, qos) for src, (dst, cls) in routes.items()}
         node.create_subscription(DiagnosticArray, "/diagnostics", diag.on_msg, 50)
         ask = node.create_client(Ask, f"{target}/ask")
@@ -367,13 +369,12 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
         f.state_bytes = samples[j][1] if j >= 0 else 0
     in_memory = final["in_memory"]
     dropped = max(0, n_plan - in_memory)
-    drops = {
-        "queue_full": final["queue_dropped"],
-        "sync": final["sync_dropped"],
-        "rejected": final["rejected"],
-        "not_published": n_plan - published,
-    }
-    drops["lost_in_transport"] = max(0, dropped - sum(drops.values()))
+    # why: the node's counters per kind (no_color etc.: a partner message never arrived,
+    # typically lost by best-effort transport), and whatever the node never saw at all
+    drops = {"queue_full": final["queue_dropped"], "not_published": n_plan - published}
+    for kind in SYNC_KINDS + REJECT_KINDS:
+        drops[kind] = final.get(f"problem {kind}", 0)
+    drops["never_arrived"] = max(0, dropped - sum(drops.values()))
     drops = {k: int(v) for k, v in drops.items() if v}
     order = {id(r): i for i, r in enumerate(records)}
     results.sort(key=lambda q: order[id(q.record)])

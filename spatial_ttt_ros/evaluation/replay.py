@@ -44,6 +44,7 @@ class EvalConfig:
     device: str = "cpu"  # memory model device, offline and in the node
     live: bool = False
     rate_scale: float = 1.0  # live: 2.0 plays twice as fast as recorded
+    qos: str = "sensor_data"  # live: input QoS of the node and the player (sensor_data = best effort)
     max_frames: int | None = None
     topics: BagTopics = field(default_factory=BagTopics)
     progress: bool = True
