@@ -256,3 +256,28 @@ def test_cuda_half_precision(dtype):
     torch.testing.assert_close(y.float(), ref, rtol=0.2, atol=0.2)
     r = mh.read(st, torch.randn(2, 3, cfg.d_model, device="cuda", dtype=dtype))
     assert r.dtype == dtype and torch.isfinite(r).all()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_spatial_conv_paths_agree_and_start_as_identity(causal):
+    from spatial_ttt_ros.ttt.spatial_conv import SpatialConv3d
+
+    torch.manual_seed(0)
+    conv = SpatialConv3d(5, (3, 2), causal=causal).double()
+    x = torch.randn(2, 6, 1 + 6 + 2, 5, dtype=torch.float64)
+    y0, _ = conv(x)
+    torch.testing.assert_close(y0, x)  # Dirac init
+    with torch.no_grad():
+        conv.weight.normal_()
+        conv.bias.normal_()
+    y_taps, c1 = conv(x)  # grad enabled: the 27-tap path
+    with torch.no_grad():
+        y_conv, c2 = conv(x)  # F.conv3d path
+    torch.testing.assert_close(y_taps, y_conv)
+    assert torch.equal(y_taps[:, :, 0], x[:, :, 0]) and torch.equal(y_taps[:, :, 7:], x[:, :, 7:])
+    if causal:
+        torch.testing.assert_close(c1, c2)
+        # frame 0's output depends on frame 0 only (causal, zero history)
+        x2 = x.clone()
+        x2[:, 1:] = 0
+        torch.testing.assert_close(conv(x2)[0][:, 0], y_taps[:, 0])

@@ -55,9 +55,30 @@ class SpatialConv3d(nn.Module):
             pad_t = (0, 0)
         else:
             seq, new_cache, pad_t = g, None, (1, 1)
-        vol = seq.permute(0, 4, 1, 2, 3)  # [B, C, time, gh, gw]
-        vol = F.pad(vol, (1, 1, 1, 1) + pad_t)  # zero padding in space (and in time if centred)
-        out = F.conv3d(vol, self.weight.to(x.dtype), self.bias.to(x.dtype), groups=c)  # [B,C,F,gh,gw]
-        out = out.permute(0, 2, 3, 4, 1).reshape(b, f, gh * gw, c)
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            out = self._taps(seq, pad_t, f)
+        else:
+            vol = seq.permute(0, 4, 1, 2, 3)  # [B, C, time, gh, gw]
+            vol = F.pad(vol, (1, 1, 1, 1) + pad_t)  # zero padding in space (and in time if centred)
+            out = F.conv3d(vol, self.weight.to(x.dtype), self.bias.to(x.dtype), groups=c)  # [B,C,F,gh,gw]
+            out = out.permute(0, 2, 3, 4, 1)
+        out = out.reshape(b, f, gh * gw, c)
         y = torch.cat([x[:, :, :1], out, x[:, :, 1 + gh * gw :]], dim=2)
         return y, new_cache
+
+    def _taps(self, seq: Tensor, pad_t: tuple[int, int], f: int) -> Tensor:
+        """The same conv as 27 shifted multiply-adds, channels last: [B, time, gh, gw, C] -> [B, F, gh, gw, C].
+
+        Used when training: CPU depthwise Conv3d backward is ~100x slower than this for our
+        tiny grids. Same maths (a test checks both paths agree).
+        """
+        gh, gw = self.grid_hw
+        vol = F.pad(seq, (0, 0, 1, 1, 1, 1) + pad_t)  # [B, F+2, gh+2, gw+2, C]
+        w = self.weight.to(seq.dtype).view(self.channels, 27)
+        out = self.bias.to(seq.dtype)
+        for dt in range(3):
+            for dy in range(3):
+                for dx in range(3):
+                    tap = vol[:, dt : dt + f, dy : dy + gh, dx : dx + gw]
+                    out = out + tap * w[:, dt * 9 + dy * 3 + dx]
+        return out
