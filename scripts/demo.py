@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "demo", help="output folder (replaced)")
     ap.add_argument("--method", default="ttt", help="memory: ttt (default) or a baseline such as object_map")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="model weights (default: the shipped ones)")
     ap.add_argument("--frames", type=int, default=350)
     ap.add_argument("--rooms", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from spatial_ttt_ros.evaluation.replay import EvalConfig
 
     cfg = EvalConfig(bag=sim / "bag", qa=sim / "qa.json", out=report_dir, method=args.method, live=True,
+                     checkpoint=args.checkpoint,
                      rate_scale=args.rate_scale)
     try:
         rep, _ = evaluate(cfg, force=True, quiet=True)
