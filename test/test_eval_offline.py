@@ -126,3 +126,19 @@ def test_question_file_that_is_not_json_names_the_line(sim_case, tmp_path, capsy
     qa.write_text('{"id": 1}\n{not json\n')
     rc, _ = _eval(tmp_path, bag, qa)
     assert rc == 2 and f"{qa}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_hololens_question_file_is_valid_and_parses():
+    """The real-camera question file (docs/real_camera.md) loads cleanly and every question parses to its type."""
+    from pathlib import Path
+
+    from spatial_ttt_ros.evaluation.metrics import task_of
+    from spatial_ttt_ros.evaluation.questions_io import load_questions
+    from spatial_ttt_ros.reasoning.parser import parse_question
+
+    path = Path(__file__).resolve().parents[1] / "spatial_ttt_ros" / "evaluation" / "data" / "hololens_office_qa.json"
+    records, errors = load_questions(path)
+    assert errors == [] and len(records) >= 10
+    for r in records:
+        assert r["evidence"]  # every ground truth says how it was established
+        assert parse_question(r["question"], r["options"] or None).task == task_of(r)

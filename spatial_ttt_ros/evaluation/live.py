@@ -28,12 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from spatial_ttt_ros import topics as T
-from spatial_ttt_ros.evaluation.bag_reader import (
-    COMPRESSED,
-    IMAGE,
-    BagReader,
-    header_stamp,
-)
+from spatial_ttt_ros.evaluation.bag_reader import BagReader, header_stamp
 from spatial_ttt_ros.evaluation.replay import (
     EvalConfig,
     EvalResult,
