@@ -226,7 +226,7 @@ def write_plots(rep: dict, result: EvalResult, out: Path) -> list[Path]:
     if key:
         a2.plot(x, [f.ms.get(key, np.nan) for f in result.frames], lw=0.8, color="#aa3377")
     a2.set_ylabel(f"ms per frame ({key})")
-    a2.set_xlabel("frames seen")
+    a2.set_xlabel("frames seen" if result.mode == "offline" else "frames seen (top) / published (bottom)")
     a2.set_ylim(bottom=0)
     fig.tight_layout()
     paths.append(out / PLOTS[1])
