@@ -14,7 +14,9 @@ from spatial_ttt_ros.memory.model import VARIANTS, MemoryConfig, SpatialMemoryMo
 from spatial_ttt_ros.memory.protocol import SpatialMemory
 from spatial_ttt_ros.reasoning.inventory import Inventory
 
-SMALL = dict(d_model=32, n_layers=2, n_heads=2, anchor_every=2, chunk_frames=4, window_frames=2, keyframe_hz=0.0)
+SMALL = dict(
+    d_model=32, n_layers=2, n_heads=2, anchor_every=2, chunk_frames=4, window_frames=2, keyframe_hz=0.0, readout="slots"
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,32 @@ def test_protocol_and_valid_inventory(model, tokens):
     assert inv.start_stamp == pytest.approx(tokens[0].stamp)
     assert inv.stamp == pytest.approx(tokens[-1].stamp)
     Inventory.from_json(inv.to_json())  # serialisable
+
+
+def test_grid_readout_inventory(tokens):
+    torch.manual_seed(0)
+    m = SpatialMemoryModel(MemoryConfig(**{**SMALL, "readout": "grid", "grid_cells": 8})).eval()
+    mem = TTTMemory(m, threshold=0.0, merge_radius=0.0)
+    inv = run_memory(mem, tokens)
+    assert len(inv.objects) == 64  # one per cell at threshold 0
+    assert all(o.label in CLASSES and np.all(np.isfinite(o.center)) for o in inv.objects)
+    dec = mem.decoded()
+    # Each decoded centre stays within one cell of its cell centre.
+    off = (dec.center[0, :, :2] - dec.cells[0]).abs().max()
+    assert float(off) <= float(dec.cell_size[0]) + 1e-5
+
+
+def test_grid_targets_one_object_per_cell():
+    from spatial_ttt_ros.memory.decoder import DecodedSlots
+    from spatial_ttt_ros.memory.training import match_grid
+
+    cells = torch.tensor([[[0.5, 0.5], [1.5, 0.5], [0.5, 1.5], [1.5, 1.5]]])
+    dec = DecodedSlots(torch.zeros(1, 4, 17), torch.zeros(1, 4, 3), torch.zeros(1, 4, 3), torch.zeros(1, 4),
+                       torch.zeros(1, 5), cells=cells, cell_size=torch.tensor([1.0]))
+    tgt = {"label": np.array([0, 1, 2, 3]),
+           "center": np.array([[0.4, 0.6, 0], [1.9, 1.9, 0], [1.6, 1.4, 0], [5.0, 5.0, 0]])}
+    si, ti = match_grid(dec, 0, tgt)
+    assert dict(zip(si.tolist(), ti.tolist())) == {0: 0, 3: 2}  # nearest wins cell 3; outside dropped
 
 
 def test_empty_memory_inventory(model):

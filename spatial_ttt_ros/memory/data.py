@@ -22,6 +22,7 @@ import numpy as np
 from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
 
 HELD_OUT_SEEDS = range(9000, 9010)  # never used for training (bench/quality.py evaluates on these)
+VAL_SEEDS = range(8000, 8010)  # for tuning inference settings (threshold); never trained on, not the benchmark's
 TRAIN_SEED_BASE = 0
 
 # Low-resolution rendering is enough for the geometry grid and visibility.
@@ -103,8 +104,8 @@ def build_stream(
     from spatial_ttt_ros.sim.stream import min_visible_pixels
     from spatial_ttt_ros.sim.trajectory import generate_trajectory
 
-    if split == "train" and seed in HELD_OUT_SEEDS:
-        raise ValueError(f"seed {seed} is held out for evaluation (HELD_OUT_SEEDS) and must not be trained on")
+    if split == "train" and (seed in HELD_OUT_SEEDS or seed in VAL_SEEDS):
+        raise ValueError(f"seed {seed} is held out for evaluation (HELD_OUT_SEEDS/VAL_SEEDS) and must not be trained on")
     scene = generate_scene(seed, n_rooms)
     traj = generate_trajectory(scene, n_frames, rate_hz, seed)
     renderer = Renderer(scene, width, height)

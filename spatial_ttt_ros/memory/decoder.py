@@ -15,6 +15,7 @@ max_xy (2), log area (1).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,8 @@ class DecodedSlots:
     log_size: torch.Tensor  # [B, S, 3] log metres
     first_seen: torch.Tensor  # [B, S] normalised time (seconds / time_scale)
     room: torch.Tensor  # [B, 5]: min_xy (2), max_xy (2) normalised, log area (1) in log m^2
+    cells: torch.Tensor | None = None  # grid readout: [B, S, 2] cell centres (normalised xy)
+    cell_size: torch.Tensor | None = None  # grid readout: [B] cell edge (normalised)
 
 
 class SlotDecoder(nn.Module):
@@ -141,3 +144,77 @@ def slots_to_inventory(
         stamp=float(stamp),
         start_stamp=float(start_stamp),
     )
+
+
+def fourier2(xy: torch.Tensor, n: int) -> torch.Tensor:
+    """[..., 2] -> [..., 4n] sin/cos features at frequencies pi * 2^i (same as model.fourier)."""
+    freqs = math.pi * (2.0 ** torch.arange(n, dtype=xy.dtype, device=xy.device))
+    a = xy.unsqueeze(-1) * freqs
+    return torch.cat([a.sin(), a.cos()], dim=-1).flatten(-2)
+
+
+class GridDecoder(nn.Module):
+    """Location queries: "what is here?" asked of the memory on a grid over the seen extent.
+
+    Two reads of the memory: (1) the room query decodes the extent seen so far; (2) a
+    ``cells x cells`` grid of location queries spread over that extent (plus a margin)
+    reads the memory, and each cell decodes class logits (C+1, last = none), the offset
+    of the object centre from the cell centre (bounded to +-1 cell), z, log size and
+    first-seen time. This turns readout into associative recall keyed by *position*
+    (object and geometry tokens carry their world position, and a query carries its
+    cell's), which trains much faster than anonymous or class-keyed slots. The number of
+    queries is fixed (cells^2), so the readout cost and the state stay bounded.
+    """
+
+    def __init__(self, d_model: int, cells: int = 24, n_fourier: int = 5, margin: float = 0.2, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or 2 * d_model
+        self.cells, self.n_fourier, self.margin = cells, n_fourier, margin
+        self.n_slots = cells * cells
+        self.room_embed = nn.Parameter(torch.randn(1, d_model) * 0.02)
+        self.query_in = nn.Sequential(nn.Linear(2 + 4 * n_fourier + 1, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.norm = nn.LayerNorm(d_model)
+        self.cell_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, N_CLASSES + 1 + 3 + 3 + 1))
+        self.room_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 5))
+        with torch.no_grad():
+            self.cell_head[-1].bias.zero_()
+            self.cell_head[-1].bias[NONE_CLASS] = 3.0
+            self.cell_head[-1].bias[N_CLASSES + 3] = 0.1  # z ~ 0.5 m (normalised by 5 m)
+            self.cell_head[-1].bias[N_CLASSES + 4 : N_CLASSES + 7] = float(np.log(0.6))
+            self.room_head[-1].bias.zero_()
+            self.room_head[-1].bias[4] = float(np.log(20.0))
+
+    def grid(self, room: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """room [B, 5] -> (cell centres [B, G*G, 2], cell size [B]) covering the extent + margin."""
+        r = room.detach()
+        lo = torch.minimum(r[:, 0:2], r[:, 2:4]) - self.margin
+        hi = torch.maximum(r[:, 0:2], r[:, 2:4]) + self.margin
+        span = (hi - lo).max(-1).values.clamp(min=0.6)  # square grid: one cell size for x and y
+        mid = 0.5 * (lo + hi)
+        cell = span / self.cells  # [B]
+        idx = torch.arange(self.cells, dtype=room.dtype, device=room.device) + 0.5 - self.cells / 2
+        gy, gx = torch.meshgrid(idx, idx, indexing="ij")
+        offs = torch.stack([gx, gy], -1).reshape(-1, 2)  # [G*G, 2]
+        centres = mid[:, None, :] + offs[None] * cell[:, None, None]
+        return centres, cell
+
+    def forward(self, read_fn, batch: int) -> DecodedSlots:
+        """``read_fn(queries [B, S, D]) -> [B, S, D]`` reads the memory."""
+        room = self.room_head(self.norm(read_fn(self.room_embed.unsqueeze(0).expand(batch, -1, -1))[:, 0]))
+        centres, cell = self.grid(room)
+        feats = torch.cat(
+            [centres, fourier2(centres, self.n_fourier), cell[:, None, None].expand(-1, centres.shape[1], 1)], -1
+        )
+        h = self.norm(read_fn(self.query_in(feats)))  # [B, S, D]
+        out = self.cell_head(h)
+        c = N_CLASSES + 1
+        xy = centres + torch.tanh(out[..., c : c + 2]) * cell[:, None, None]
+        return DecodedSlots(
+            logits=out[..., :c],
+            center=torch.cat([xy, out[..., c + 2 : c + 3]], -1),
+            log_size=out[..., c + 3 : c + 6].clamp(-4.0, 2.5),
+            first_seen=out[..., c + 6],
+            room=room,
+            cells=centres,
+            cell_size=cell,
+        )

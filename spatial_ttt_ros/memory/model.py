@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spatial_ttt_ros.memory.decoder import DecodedSlots, SlotDecoder, default_slot_classes, slots_to_inventory
+from spatial_ttt_ros.memory.decoder import DecodedSlots, GridDecoder, SlotDecoder, default_slot_classes, slots_to_inventory
 from spatial_ttt_ros.perception.tokens import (
     EGO_DIM,
     EGO_FIELDS,
@@ -70,6 +70,8 @@ class MemoryConfig:
         default_factory=lambda: {"chair": 12, "cabinet": 8, "potted plant": 6, "lamp": 5, "table": 4, "clock": 4, "tv": 4}
     )
     slots_default: int = 3
+    readout: str = "grid"  # "grid" (location queries, shipped) or "slots" (class-conditioned slot queries)
+    grid_cells: int = 24  # grid readout: cells per side
     keyframe_hz: float = 2.0  # frames written into memory per second (0: every frame); training streams use it
 
     @property
@@ -204,7 +206,14 @@ class SpatialMemoryModel(nn.Module):
         self.variant = variant
         self.embed = TokenEmbedding(self.cfg)
         self.backbone = TTTBackbone(backbone_config(self.cfg, variant))
-        self.decoder = SlotDecoder(self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default))
+        if self.cfg.readout == "grid":
+            self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells)
+        elif self.cfg.readout == "slots":
+            self.decoder = SlotDecoder(
+                self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default)
+            )
+        else:
+            raise ValueError(f"readout must be 'slots' or 'grid', got {self.cfg.readout!r}")
 
     @property
     def n_slots(self) -> int:
@@ -217,6 +226,8 @@ class SpatialMemoryModel(nn.Module):
         return state
 
     def decode(self, state, batch: int) -> DecodedSlots:
+        if self.cfg.readout == "grid":
+            return self.decoder(lambda q: self.backbone.read(state, q), batch)
         q = self.decoder.queries(batch)  # [B, S+1, D]
         return self.decoder(self.backbone.read(state, q))
 
@@ -256,14 +267,16 @@ class TTTMemory:
         self,
         model: SpatialMemoryModel,
         name: str | None = None,
-        threshold: float = 0.5,
-        merge_radius: float = 0.3,
+        threshold: float | None = None,
+        merge_radius: float | None = None,
         device: str = "cpu",
     ) -> None:
         self.model = model.to(device).eval()
-        self.name = name or f"ttt" + ("" if model.variant == "ttt" else f"_{model.variant}")
-        self.threshold = threshold
-        self.merge_radius = merge_radius
+        self.name = name or "ttt" + ("" if model.variant == "ttt" else f"_{model.variant}")
+        # Decoding settings: explicit > tuned on validation seeds (stored in the checkpoint info) > defaults.
+        info = getattr(model, "checkpoint_info", {}) or {}
+        self.threshold = float(threshold if threshold is not None else info.get("decode_threshold", 0.5))
+        self.merge_radius = float(merge_radius if merge_radius is not None else info.get("merge_radius", 0.3))
         self.device = device
         self.chunk_frames = model.cfg.chunk_frames
         self.reset()

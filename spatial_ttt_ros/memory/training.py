@@ -1,33 +1,36 @@
 """``spatial-ttt train``: train the spatial memory model end to end on simulated streams.
 
-Data (memory/data.py): simulator streams rendered at low resolution, objects from the
-simulator's instance/label images lifted to the world by depth (perception.lifting),
-optionally through the detector noise model (perception.noise: misses, false
-positives, class confusion, box/size/depth noise, pose drift), tokenised by
-perception.tokens. Streams are rendered once and cached as .npz. Each training
-sample is a random window of a cached stream treated as a fresh episode (origin,
-time and ground truth re-based to the window start), so a few rendered streams give
-many different episodes.
+Data (memory/data.py): simulator streams rendered at low resolution at the model's
+keyframe rate, turned into tokens by the same front-end as the pipeline and the
+benchmarks (label image -> detections -> lifting -> detector noise model (misses,
+false positives, class confusion, box/size/depth noise, pose drift) -> tokenizer).
+Streams are rendered once and cached as .npz (no pickle). Each training sample is a
+random window of a cached stream treated as a fresh episode (origin, time and ground
+truth re-based to the window start), so a few rendered streams give many episodes.
 
 Every step runs a batch of windows through the model *including the inner fast-weight
 updates* (autograd goes through them: this is what teaches the slow weights, learning
-rates and projections to write objects into the fast weights so that the slot queries
-can read them back) and decodes the inventory after 25%, 50% and 100% of the window,
-so that the memory must keep what it saw long ago.
+rates and projections to write objects into the fast weights so that the queries can
+read them back) and decodes the inventory after 25%, 50% and 100% of the window, so
+that the memory must keep what it saw long ago.
 
-Stage ``describe`` (dense description): slots are matched to the ground-truth objects
-seen so far (Hungarian, within the slot's class), loss = class cross-entropy (none
-for unmatched slots) + L1 centre + L1 log size + L1 first-seen time; room: L1 on the
+Stage ``describe`` (dense description): the readout's queries are assigned ground-truth
+objects seen so far (grid readout: the cell containing the object's centre; slot
+readout: Hungarian matching within the slot's class); loss = class cross-entropy ("none"
+for unassigned queries) + L1 centre + L1 log size + L1 first-seen time; room: L1 on the
 seen extent and log area.
 
-Stage ``qa``: the describe loss plus differentiable surrogates of what the 8 VSI-Bench
-task types score, computed from the same decoded slots: per-class soft counts vs. true
-counts (counting), relative error of pairwise centre distances (abs/rel distance,
-direction, route), relative error of the longest side (size), relative room area error
-(room size) and a pairwise ranking loss on first-seen times (appearance order). It does
-*not* train on question text: questions are answered by exact geometry over the decoded
-inventory (reasoning/), so the question stage sharpens the inventory where the
-questions are sensitive.
+Stage ``qa`` (``--stage both``: the last 25% of the steps): the describe loss plus
+differentiable surrogates of what the 8 VSI-Bench task types score, computed from the
+same decoded queries: per-class soft counts vs. true counts (counting), relative error of
+pairwise centre distances (abs/rel distance, direction, route), relative error of the
+longest side (size), relative room area error (room size) and a pairwise ranking loss on
+first-seen times (appearance order). It does *not* train on question text: questions are
+answered by exact geometry over the decoded inventory (reasoning/), so this stage only
+sharpens the inventory where the questions are sensitive.
+
+Quick evaluation (same path as ``spatial-ttt bench quality``, fewer scenes):
+``python -m spatial_ttt_ros.memory.training eval --checkpoint CKPT --seeds 9000,9001``.
 """
 
 from __future__ import annotations
@@ -157,6 +160,25 @@ def match(dec: DecodedSlots, b: int, tgt: dict, slot_classes: np.ndarray) -> tup
     return np.concatenate(rows), np.concatenate(cols)
 
 
+def match_grid(dec: DecodedSlots, b: int, tgt: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(cell indices, target indices): each object goes to the cell containing its centre
+    (the object nearest the cell centre wins when several share a cell)."""
+    if len(tgt["label"]) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cells = dec.cells[b].detach().cpu().numpy()  # [S, 2]
+    half = 0.5 * float(dec.cell_size[b])
+    d = np.abs(cells[None, :, :] - tgt["center"][:, None, :2]).max(-1)  # [N, S] Chebyshev
+    best = d.argmin(1)
+    inside = d[np.arange(len(best)), best] <= half + 1e-6
+    owner: dict[int, int] = {}
+    for n in np.nonzero(inside)[0]:
+        c = int(best[n])
+        if c not in owner or d[n, c] < d[owner[c], c]:
+            owner[c] = int(n)
+    si = np.array(sorted(owner), dtype=np.int64)
+    return si, np.array([owner[c] for c in si], dtype=np.int64)
+
+
 def describe_loss(dec: DecodedSlots, tgts: list[dict], slot_classes: np.ndarray, qa: bool = False) -> tuple[torch.Tensor, dict]:
     """Dense-description loss (+ question surrogates with ``qa``) over the batch."""
     B, S, _ = dec.logits.shape
@@ -166,7 +188,7 @@ def describe_loss(dec: DecodedSlots, tgts: list[dict], slot_classes: np.ndarray,
     l_room = 0.0
     probs = torch.softmax(dec.logits.float(), -1)
     for b, tgt in enumerate(tgts):
-        si, ti = match(dec, b, tgt, slot_classes)
+        si, ti = match(dec, b, tgt, slot_classes) if dec.cells is None else match_grid(dec, b, tgt)
         room_t = torch.tensor(tgt["room"], dtype=torch.float32)
         l_room = l_room + F.smooth_l1_loss(dec.room[b], room_t, beta=0.1)
         if qa:  # room area relative error
@@ -199,7 +221,7 @@ def describe_loss(dec: DecodedSlots, tgts: list[dict], slot_classes: np.ndarray,
             l_order = l_order + F.relu(0.01 - sign * (pf[:, None] - pf[None, :]))[sign != 0].mean() if (sign != 0).any() else l_order
     # class CE; "none" targets down-weighted (most slots are empty)
     w = torch.ones(N_CLASSES + 1)
-    w[NONE_CLASS] = 0.5
+    w[NONE_CLASS] = 0.5 if dec.cells is None else 0.1  # grid: most cells are empty
     l_cls = F.cross_entropy(dec.logits.float().reshape(B * S, -1), cls_target.reshape(-1), weight=w)
     nm = max(n_match, 1)
     parts = {
@@ -235,8 +257,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", default=None, help="log file (default OUT/train.log)")
     parser.add_argument("--init", default=None, help="checkpoint to start from (e.g. stage-1 weights)")
     parser.add_argument("--cache", default=None, help="stream cache dir (default OUT/../stream_cache)")
+    parser.add_argument("--width", type=int, default=None, help="render width (default data.RENDER_WIDTH)")
+    parser.add_argument("--height", type=int, default=None, help="render height (default data.RENDER_HEIGHT)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--time-limit", type=float, default=0.0, help="stop after this many minutes (0: none)")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop after this many steps without changing the --steps schedule (0: run all); "
+                             "reproduces a run that was cut by --time-limit")
     parser.add_argument("--config", default=None, help="JSON of MemoryConfig overrides")
 
 
@@ -270,9 +297,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = MemoryConfig(**json.loads(args.config)) if args.config else MemoryConfig()
         model = SpatialMemoryModel(cfg)
     model.train()
-    slot_classes = model.decoder.slot_classes.cpu().numpy()
+    slot_classes = model.decoder.slot_classes.cpu().numpy() if cfg.readout == "slots" else None
 
     recipe = training_recipe(args.streams, args.rooms, args.frames, args.noise)
+    for r in recipe:
+        r.update(grid=tuple(cfg.grid), max_objects=cfg.max_objects)
+        if cfg.keyframe_hz > 0:  # streams at the rate the memory writes frames
+            r.update(rate_hz=cfg.keyframe_hz)
+        if getattr(args, "width", None):
+            r.update(width=args.width, height=args.height)
     streams = []
     for i, r in enumerate(recipe):
         t = time.time()
@@ -339,8 +372,10 @@ def run(args: argparse.Namespace) -> int:
                 "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
             }
             save_model(out / "model.safetensors", model, info)
-        if args.time_limit and time.time() - t_train > args.time_limit * 60:
-            log(f"time limit reached after {step + 1} steps")
+        cut = bool(args.time_limit and time.time() - t_train > args.time_limit * 60)
+        cut = cut or bool(getattr(args, "stop_after", 0) and step + 1 >= args.stop_after)
+        if cut:
+            log(f"stopping after {step + 1} steps (time limit / --stop-after)")
             info = {
                 "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
                 "seed": args.seed,
@@ -388,7 +423,7 @@ def quick_eval(
     """
     from spatial_ttt_ros.evaluation.metrics import aggregate, score_record
     from spatial_ttt_ros.frames import CameraFrame
-    from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS
+    from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS, VAL_SEEDS
     from spatial_ttt_ros.memory.front_end import FrontEnd
     from spatial_ttt_ros.reasoning.answer import QuestionError
     from spatial_ttt_ros.reasoning.qa import answer_question
@@ -397,8 +432,8 @@ def quick_eval(
 
     scored: dict[str, list] = {m: [] for m in methods}
     for seed in seeds:
-        if seed not in HELD_OUT_SEEDS:
-            raise ValueError(f"quick_eval seed {seed} is not a held-out seed")
+        if seed not in HELD_OUT_SEEDS and seed not in VAL_SEEDS:
+            raise ValueError(f"quick_eval seed {seed} is neither a held-out nor a validation seed")
         ss = simulate_stream(seed, n_rooms, n_frames, rate_hz, width, height)
         front = FrontEnd(source="labels", noise=noise, noise_seed=seed)
         tokens, seen = [], {}
@@ -439,12 +474,23 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--noise", default="noisy")
     p.add_argument("--json", default=None)
+    p.add_argument("--threshold", type=float, default=None, help="TTT object threshold (default: TTTMemory's)")
+    p.add_argument("--thresholds", default=None, help="comma list: evaluate each TTT method at each threshold")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    methods = {
-        m: make_memory(m, checkpoint=None if m == "object_map" else a.checkpoint) for m in a.methods.split(",")
-    }
+    methods = {}
+    for m in a.methods.split(","):
+        if m == "object_map":
+            methods[m] = make_memory(m)
+        elif a.thresholds:  # sweep the decoding threshold (tune on VAL_SEEDS only)
+            for t in a.thresholds.split(","):
+                methods[f"{m}@{t}"] = make_memory(m, checkpoint=a.checkpoint, threshold=float(t), name=f"{m}@{t}")
+        else:
+            kw = {} if a.threshold is None else {"threshold": a.threshold}
+            methods[m] = make_memory(m, checkpoint=a.checkpoint, **kw)
+    t = time.time()
     res = quick_eval(methods, [int(s) for s in a.seeds.split(",")], a.frames, a.rooms, a.rate, a.noise)
+    print(f"eval wall {time.time() - t:.0f}s")
     for name, r in res.items():
         print(f"{name:14s} overall {r['overall']:.1f}  " + " ".join(f"{k[:14]} {v:.0f}" for k, v in r["tasks"].items()))
     if a.json:
