@@ -15,6 +15,15 @@ from spatial_ttt_ros.ttt.fast_weights import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is faster, and a shared CPU punishes spinning thread pools."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _weights(b=2, h=3, hid=10, dh=6, dtype=torch.float64):
     g = torch.Generator().manual_seed(1)
     return (
