@@ -84,7 +84,7 @@ def test_scaling_bench_json_contract(tmp_path, capsys):
 def test_recall_bench_runs_and_reports(tmp_path):
     """Contract only (a few steps cannot learn); the learning result is the benchmark's job."""
     out = tmp_path / "recall.json"
-    args = _args(recall, ["--steps", "2", "--frames", "20", "--train-frames", "12", "--train-frames-min", "10",
+    args = _args(recall, ["--steps", "2", "--frames", "16", "20", "--train-frames", "12", "--train-frames-min", "10", "--train-frames-long", "14",
                           "--eval-streams", "8", "--batch", "4", "--d-model", "16", "--json", str(out)])
     assert recall.run(args) == 0
     data = json.loads(out.read_text())
@@ -92,4 +92,5 @@ def test_recall_bench_runs_and_reports(tmp_path):
         r = data["methods"][name]
         assert 0.0 <= r["accuracy"] <= 1.0 and r["train_steps"] == 2
         assert r["eval_tokens_between_last_fact_and_query"] > r["window_tokens"]
+        assert set(r["accuracy_by_eval_frames"]) == {"16", "20"}
     assert data["methods"]["ttt"]["config"]["ttt"] and not data["methods"]["sliding_window"]["config"]["ttt"]

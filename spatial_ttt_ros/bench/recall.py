@@ -14,8 +14,8 @@ Two models of the same width and depth, trained the same way (outer loop through
 inner updates, AdamW): the TTT backbone and its sliding-window-only twin (ttt=False).
 No anchor layers (their chunk summary would be a second long-range path; the point
 is the fast weights). Training streams are shorter than the evaluation streams
-(random length in [train_frames_min, train_frames]) and the evaluation is on fresh
-streams of ``--frames`` frames: the model must have learnt to write facts and to
+(a curriculum up to ``train_frames_long``) and the evaluation is on fresh streams of
+each ``--frames`` length: the model must have learnt to write facts and to
 protect them from the distractors' updates (with its per-token learning rate),
 not the length of one stream.
 """
@@ -37,8 +37,11 @@ from spatial_ttt_ros.ttt import BackboneConfig, TTTBackbone
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=1000, help="evaluation stream length in frames")
-    parser.add_argument("--train-frames", type=int, default=24, help="longest training stream")
+    parser.add_argument("--frames", type=int, nargs="+", default=[100, 300, 1000],
+                        help="evaluation stream lengths in frames (the headline is the longest)")
+    parser.add_argument("--train-frames", type=int, default=24, help="longest training stream, first phase")
+    parser.add_argument("--train-frames-long", type=int, default=192,
+                        help="longest training stream at the end of the curriculum")
     parser.add_argument("--train-frames-min", type=int, default=12)
     parser.add_argument("--n-facts", type=int, default=8)
     parser.add_argument("--n-keys", type=int, default=64)
@@ -52,7 +55,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttt-lr-scale", type=float, default=10.0, help="eta = scale * softplus(.), 1e-3 at init")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1200, help="max optimiser steps per model")
-    parser.add_argument("--minutes", type=float, default=4.0, help="training time limit per model")
+    parser.add_argument("--minutes", type=float, default=6.0, help="training time limit per model")
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--eval-streams", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a shared CPU; 0: torch default)")
@@ -113,7 +116,13 @@ def train_and_eval(args, ttt: bool, log=print) -> dict:
     t0 = time.time()
     step, losses, accs = 0, [], []
     while step < args.steps and time.time() - t0 < 60 * args.minutes:
-        frames = int(torch.randint(args.train_frames_min, args.train_frames + 1, (1,), generator=g))
+        # Curriculum: short streams until the association is learnt (40% of the steps), then the
+        # longest length grows to train_frames_long, lengths drawn log-uniformly, so the model
+        # must learn to protect the facts from ever more distractor updates.
+        frac = max(0.0, (step / max(1, args.steps) - 0.4) / 0.6)
+        longest = args.train_frames + frac * (args.train_frames_long - args.train_frames)
+        u = float(torch.rand((), generator=g))
+        frames = int(round(math.exp(math.log(args.train_frames_min) + u * math.log(longest / args.train_frames_min))))
         noise, keys, values = sample(args.batch, frames, cfg, args.n_facts, args.n_keys, args.n_values, g)
         logits = model(noise, keys, values)
         loss = F.cross_entropy(logits.reshape(-1, args.n_values), values.reshape(-1))
@@ -132,18 +141,26 @@ def train_and_eval(args, ttt: bool, log=print) -> dict:
     train_s = time.time() - t0
     model.eval()
     ge = torch.Generator().manual_seed(10_000 + args.seed)
-    correct = total = 0
+    by_frames = {}
     with torch.no_grad():
-        for start in range(0, args.eval_streams, args.batch):
-            b = min(args.batch, args.eval_streams - start)
-            noise, keys, values = sample(b, args.frames, cfg, args.n_facts, args.n_keys, args.n_values, ge)
-            correct += int((model(noise, keys, values).argmax(-1) == values).sum())
-            total += values.numel()
+        for frames in sorted(args.frames):
+            correct = total = 0
+            for start in range(0, args.eval_streams, args.batch):
+                b = min(args.batch, args.eval_streams - start)
+                noise, keys, values = sample(b, frames, cfg, args.n_facts, args.n_keys, args.n_values, ge)
+                correct += int((model(noise, keys, values).argmax(-1) == values).sum())
+                total += values.numel()
+            by_frames[str(frames)] = {
+                "accuracy": correct / total,
+                "tokens_between_last_fact_and_query": (frames - args.n_facts) * cfg.tokens_per_frame,
+            }
+    longest = str(max(args.frames))
     return {
-        "accuracy": correct / total,
+        "accuracy": by_frames[longest]["accuracy"],
+        "accuracy_by_eval_frames": by_frames,
         "chance": 1.0 / args.n_values,
-        "eval_frames": args.frames,
-        "eval_tokens_between_last_fact_and_query": (args.frames - args.n_facts) * cfg.tokens_per_frame,
+        "eval_frames": int(longest),
+        "eval_tokens_between_last_fact_and_query": by_frames[longest]["tokens_between_last_fact_and_query"],
         "window_tokens": cfg.window_frames * cfg.tokens_per_frame,
         "train_steps": step,
         "train_seconds": train_s,
@@ -157,7 +174,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.train_frames_min < args.n_facts + 1 or args.train_frames < args.train_frames_min:
         raise ValueError("need n_facts < train_frames_min <= train_frames")
-    if args.frames <= args.n_facts:
+    if min(args.frames) <= args.n_facts:
         raise ValueError("--frames must exceed --n-facts")
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     results = {name: train_and_eval(args, ttt, log) for name, ttt in (("ttt", True), ("sliding_window", False))}
@@ -167,8 +184,9 @@ def run(args) -> int:
     for name, r in results.items():
         z = (r["accuracy"] - chance) / math.sqrt(chance * (1 - chance) / (args.eval_streams * args.n_facts))
         r["z_vs_chance"] = z
+        by = ", ".join(f"{f} frames {v['accuracy']:.3f}" for f, v in r["accuracy_by_eval_frames"].items())
         print(f"  {name:<15} accuracy {r['accuracy']:.3f}  ({r['train_steps']} steps, {r['train_seconds']:.0f} s, "
-              f"z vs chance {z:+.1f})")
+              f"z vs chance {z:+.1f}; {by})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"methods": results, "chance": chance}, indent=2))
