@@ -1,10 +1,11 @@
 """``spatial-ttt bench quality``: VSI-Bench scores of the model, the baselines and the ablations.
 
 Held-out simulator scenes (``memory.data.HELD_OUT_SEEDS``, never trained on) are
-walked for 300, 1,000 and 5,000 frames; the room count grows with the stream
-(``rooms_for_frames``: 1, 2 and 4 rooms), so the longest stream crosses several
-rooms. Each stream is rendered once, at low resolution (the geometry grid is 4x4
-cells, 96x72 pixels is plenty), and turned into frame tokens by the same front-end
+walked for 300, 1,000 and 5,000 frames at 10 Hz; the room count grows with the
+stream (``rooms_for_frames``: 1, 2 and 4 rooms), so the longest stream crosses several
+rooms. Each stream is rendered once, at the training streams' resolution
+(``memory.data.RENDER_WIDTH/HEIGHT``; the geometry grid is only 4x4 cells, so this is
+low), and turned into frame tokens by the same front-end
 as training and the node (label image -> connected components -> depth lifting ->
 tokens) twice: with exact detections, and with the "noisy" detector noise preset
 (misses, false positives, class confusion, box/size/range noise, pose drift, no
@@ -56,6 +57,16 @@ def held_out_seeds() -> list[int]:
         return [int(s) for s in HELD_OUT_SEEDS]
     except ImportError:  # pragma: no cover - data.py ships with the model
         return list(range(9000, 9010))
+
+
+def render_size() -> tuple[int, int]:
+    """The training streams' render size (memory/data.py), so test tokens look like training tokens."""
+    try:
+        from spatial_ttt_ros.memory.data import RENDER_HEIGHT, RENDER_WIDTH
+
+        return int(RENDER_WIDTH), int(RENDER_HEIGHT)
+    except ImportError:  # pragma: no cover - data.py ships with the model
+        return 96, 72
 
 
 def rooms_for_frames(n_frames: int) -> int:
@@ -206,8 +217,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="detection modes (default both)")
     parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped one)")
     parser.add_argument("--per-type", type=int, default=PER_TYPE, help="questions per type per scene")
-    parser.add_argument("--width", type=int, default=96, help="render width (px)")
-    parser.add_argument("--height", type=int, default=72, help="render height (px)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="render width (px; default: the training streams' size, memory/data.py)")
+    parser.add_argument("--height", type=int, default=None, help="render height (px; default: as training)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
                         help="small run: 300 frames, 1 scene, unless --frames/--scenes say otherwise")
@@ -268,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--frames must be at least 10, got {frames}")
     if args.per_type < 1:
         raise ValueError(f"--per-type must be at least 1, got {args.per_type}")
+    width, height = render_size()
+    width, height = args.width or width, args.height or height
     methods = list(args.methods or DEFAULT_METHODS)
     ablations = list(DEFAULT_ABLATIONS if args.ablations is None else args.ablations)
     try:
@@ -286,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         n_rooms = rooms_for_frames(n_frames)
         for seed in seeds[:n_scenes]:
             _log(f"scene {seed}: {n_rooms} room(s), {n_frames} frames: rendering")
-            streams = render_streams(seed, n_rooms, n_frames, tuple(args.detections), args.width, args.height, log=_log)
+            streams = render_streams(seed, n_rooms, n_frames, tuple(args.detections), width, height, log=_log)
             questions = questions_for(next(iter(streams.values())), args.per_type)
             for det, stream in streams.items():
                 for name, mem in memories.items():
@@ -340,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
                 "seeds": seeds[:n_scenes],
                 "detections": list(args.detections),
                 "per_type": args.per_type,
-                "render": [args.width, args.height],
+                "render": [width, height],
                 "checkpoint": args.checkpoint,
                 "argv": sys.argv[1:],
             },
