@@ -37,10 +37,10 @@ from spatial_ttt_ros.ttt import BackboneConfig, TTTBackbone
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, nargs="+", default=[100, 300, 1000],
+    parser.add_argument("--frames", type=int, nargs="+", default=[100, 300, 600, 1000],
                         help="evaluation stream lengths in frames (the headline is the longest)")
     parser.add_argument("--train-frames", type=int, default=24, help="longest training stream, first phase")
-    parser.add_argument("--train-frames-long", type=int, default=192,
+    parser.add_argument("--train-frames-long", type=int, default=400,
                         help="longest training stream at the end of the curriculum")
     parser.add_argument("--train-frames-min", type=int, default=12)
     parser.add_argument("--n-facts", type=int, default=8)
@@ -55,7 +55,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttt-lr-scale", type=float, default=10.0, help="eta = scale * softplus(.), 1e-3 at init")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1200, help="max optimiser steps per model")
-    parser.add_argument("--minutes", type=float, default=6.0, help="training time limit per model")
+    parser.add_argument("--minutes", type=float, default=9.0, help="training time limit per model")
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--eval-streams", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a shared CPU; 0: torch default)")
