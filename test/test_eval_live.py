@@ -28,16 +28,19 @@ def sim_dir(tmp_path_factory):
     return d
 
 
-def _run(sim_dir, out, *extra):
+def _run(sim_dir, out, method, *extra):
     rc = cli_main(["eval", "--bag", str(sim_dir / "bag"), "--qa", str(sim_dir / "qa_stream.json"), "--out", str(out),
-                   "--method", "object_map", "--no-progress", *extra])
+                   "--method", method, "--no-progress", *extra])
     assert rc == 0
     return json.loads((out / "report.json").read_text())
 
 
-def test_offline_and_live_give_the_same_answers(sim_dir, tmp_path):
-    offline = _run(sim_dir, tmp_path / "offline")
-    live = _run(sim_dir, tmp_path / "live", "--live", "--rate-scale", "2")
+# the explicit map (fast) at twice real time; the TTT model (the product, its own token
+# layout and keyframing in the node) in real time
+@pytest.mark.parametrize("method,rate", [("object_map", "2"), ("ttt", "1")])
+def test_offline_and_live_give_the_same_answers(sim_dir, tmp_path, method, rate):
+    offline = _run(sim_dir, tmp_path / "offline", method)
+    live = _run(sim_dir, tmp_path / "live", method, "--live", "--rate-scale", rate)
 
     assert live["mode"] == "live" and offline["mode"] == "offline"
     assert live["frames_published"] == N_FRAMES

@@ -57,8 +57,6 @@ def load_walk(root: Path, indices) -> list[tuple[CameraFrame, bytes]]:
 
 
 def test_yolox_node_remembers_the_office(yolox_model, hololens_dir, tmp_path):
-    from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT
-
     walk = load_walk(hololens_dir, FRAMES)
     isolate_ros_domain()
     params = write_params(
@@ -68,11 +66,12 @@ def test_yolox_node_remembers_the_office(yolox_model, hololens_dir, tmp_path):
             "model_path": str(yolox_model),
             "class_names_file": "",  # coco_classes.txt beside the model
             "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-            "method": "ttt" if Path(DEFAULT_CHECKPOINT).is_file() else "object_map",
+            "method": "object_map",  # the node's default memory
             "use_compressed": True,
             "pose_source": "odom",
             "memory_dir": str(tmp_path / "memories"),
             "qos_reliability": "reliable",
+            "qos_depth": 100,
             "queue_size": 100,
             "diagnostics_period_s": 0.5,
         },

@@ -94,7 +94,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         step=1,
     ),
     # --- memory
-    ParamSpec("method", "ttt", "Memory: ttt (the TTT model) or a baseline (object_map, sliding_window, full_context, ...)."),
+    ParamSpec("method", "object_map", "Memory: object_map (explicit map, default until the TTT checkpoint matches it) or ttt (the TTT model), sliding_window, full_context, ..."),
     ParamSpec("checkpoint", "", "Model weights (.safetensors); empty: the shipped default."),
     ParamSpec("device", "auto", "Where the memory model runs: auto (cuda when available), cpu or cuda.", choices=("auto", "cpu", "cuda")),
     ParamSpec("fp16", True, "Run the memory model in half precision on a GPU (ignored on the CPU)."),
