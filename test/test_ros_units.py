@@ -412,3 +412,10 @@ def test_namespace_and_name_move_the_services(ros_context, tmp_path):
                 "/diagnostics"} <= pubs
     finally:
         node.destroy_node()
+
+
+def test_readme_parameter_table_is_the_code_table():
+    """The README's table is ``markdown_table()`` verbatim (regenerate it when a parameter changes)."""
+    readme = (REPO / "README.md").read_text()
+    missing = [row for row in markdown_table().splitlines() if row not in readme]
+    assert not missing, "README parameter table is stale; rows not found:\n" + "\n".join(missing)
