@@ -166,7 +166,8 @@ class GridDecoder(nn.Module):
     queries is fixed (cells^2), so the readout cost and the state stay bounded.
     """
 
-    def __init__(self, d_model: int, cells: int = 24, n_fourier: int = 5, margin: float = 0.2, hidden: int | None = None):
+    def __init__(self, d_model: int, cells: int = 24, n_fourier: int = 5, margin: float = 0.2, hidden: int | None = None,
+                 map_features: int = 0):
         super().__init__()
         hidden = hidden or 2 * d_model
         self.cells, self.n_fourier, self.margin = cells, n_fourier, margin
@@ -176,6 +177,11 @@ class GridDecoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.cell_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, N_CLASSES + 1 + 3 + 3 + 1))
         self.room_head = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 5))
+        # Position-keyed map (memory/spatial_map.py): its per-cell features are added to the
+        # normalised backbone read before the cell head. [B, S, map_features] -> [B, S, D]
+        self.map_in = (
+            nn.Sequential(nn.Linear(map_features, hidden), nn.GELU(), nn.Linear(hidden, d_model)) if map_features else None
+        )
         with torch.no_grad():
             self.cell_head[-1].bias.zero_()
             self.cell_head[-1].bias[NONE_CLASS] = 3.0
@@ -198,14 +204,17 @@ class GridDecoder(nn.Module):
         centres = mid[:, None, :] + offs[None] * cell[:, None, None]
         return centres, cell
 
-    def forward(self, read_fn, batch: int) -> DecodedSlots:
-        """``read_fn(queries [B, S, D]) -> [B, S, D]`` reads the memory."""
+    def forward(self, read_fn, batch: int, map_fn=None) -> DecodedSlots:
+        """``read_fn(queries [B, S, D]) -> [B, S, D]`` reads the memory; ``map_fn(centres [B, S, 2],
+        cell [B]) -> [B, S, F]`` reads the position-keyed map (None: no map)."""
         room = self.room_head(self.norm(read_fn(self.room_embed.unsqueeze(0).expand(batch, -1, -1))[:, 0]))
         centres, cell = self.grid(room)
         feats = torch.cat(
             [centres, fourier2(centres, self.n_fourier), cell[:, None, None].expand(-1, centres.shape[1], 1)], -1
         )
         h = self.norm(read_fn(self.query_in(feats)))  # [B, S, D]
+        if self.map_in is not None and map_fn is not None:
+            h = h + self.map_in(map_fn(centres, cell))
         out = self.cell_head(h)
         c = N_CLASSES + 1
         xy = centres + torch.tanh(out[..., c : c + 2]) * cell[:, None, None]

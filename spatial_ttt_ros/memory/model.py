@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from spatial_ttt_ros.memory.decoder import DecodedSlots, GridDecoder, SlotDecoder, default_slot_classes, slots_to_inventory
+from spatial_ttt_ros.memory.spatial_map import SpatialMap
 from spatial_ttt_ros.perception.tokens import (
     EGO_DIM,
     EGO_FIELDS,
@@ -45,6 +46,7 @@ from spatial_ttt_ros.perception.tokens import (
 )
 from spatial_ttt_ros.reasoning.inventory import Inventory
 from spatial_ttt_ros.ttt.backbone import BackboneConfig, TTTBackbone
+from spatial_ttt_ros.ttt.state import StreamingState
 
 VARIANTS = ("ttt", "frozen", "no_conv", "momentum", "muon", "swa", "full_context")
 
@@ -73,6 +75,11 @@ class MemoryConfig:
     readout: str = "grid"  # "grid" (location queries, shipped) or "slots" (class-conditioned slot queries)
     grid_cells: int = 24  # grid readout: cells per side
     keyframe_hz: float = 2.0  # frames written into memory per second (0: every frame); training streams use it
+    # Position-keyed TTT map (memory/spatial_map.py): object tokens written at their world xy,
+    # read by the grid readout at cell centres. False keeps the older checkpoints loadable.
+    spatial_map: bool = False
+    map_dim: int = 64  # key/value width of the map's fast weights
+    map_sigma: float = 0.06  # key kernel width (normalised units: 0.3 m)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -206,8 +213,23 @@ class SpatialMemoryModel(nn.Module):
         self.variant = variant
         self.embed = TokenEmbedding(self.cfg)
         self.backbone = TTTBackbone(backbone_config(self.cfg, variant))
+        self.smap = None
+        if self.cfg.spatial_map:
+            if self.cfg.readout != "grid":
+                raise ValueError("spatial_map needs readout='grid'")
+            # Variants without a TTT memory (frozen, swa, full_context) never write the map.
+            no_write = variant in ("frozen", "swa", "full_context")
+            self.smap = SpatialMap(
+                self.cfg.d_model,
+                self.cfg.map_dim,
+                sigma=self.cfg.map_sigma,
+                lr_scale=0.0 if no_write else 1.0,
+                chunk_frames=self.cfg.chunk_frames,
+                max_objects=self.cfg.max_objects,
+            )
         if self.cfg.readout == "grid":
-            self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells)
+            self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells,
+                                       map_features=self.cfg.map_dim + 3 if self.cfg.spatial_map else 0)
         elif self.cfg.readout == "slots":
             self.decoder = SlotDecoder(
                 self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default)
@@ -219,15 +241,58 @@ class SpatialMemoryModel(nn.Module):
     def n_slots(self) -> int:
         return self.decoder.n_slots
 
+    def state_signature(self) -> dict:
+        """Signature of the streaming state (backbone, plus the map when the model has one)."""
+        sig = self.backbone.signature()
+        if self.smap is not None:
+            sig = {**sig, "spatial_map": {"dim": self.cfg.map_dim, "hidden": self.smap.hidden}}
+        return sig
+
+    def _split(self, state):
+        """Full state -> (backbone StreamingState, map state dict or None). The map's state is
+        kept as one extra entry after the backbone's layers."""
+        if state is None or self.smap is None:
+            return state, None
+        n = len(self.backbone.blocks)
+        return StreamingState(state.layers[:n], state.frames_seen, state.signature), state.layers[n]
+
+    def map_inputs(self, obj, obj_valid, origin):
+        """Object tokens -> (xy [B, F*M, 2] normalised, raw value fields [B, F*M, RAW_DIM], valid [B, F*M])."""
+        s = 1.0 / self.cfg.pos_scale
+        c = obj[..., OBJ_FIELDS["center"]]
+        xy = (c[..., :2] - origin[:, None, None, :2]) * s  # [B, F, M, 2]
+        t = obj[..., OBJ_FIELDS["time"]]
+        raw = torch.cat(
+            [obj[..., OBJ_FIELDS["class_onehot"]], obj[..., OBJ_FIELDS["score"]], xy, c[..., 2:3] * s,
+             obj[..., OBJ_FIELDS["log_size"]], t, t * t], -1
+        )  # [B, F, M, RAW_DIM]
+        v = obj_valid.bool()
+        raw = raw * v.unsqueeze(-1).to(raw.dtype)
+        return xy.flatten(1, 2), raw.flatten(1, 2), v.flatten(1, 2)
+
     def observe(self, ego, geo, obj, obj_valid, origin, state=None):
         """Write frames into the memory; returns the new streaming state."""
         x, valid = self.embed(ego, geo, obj, obj_valid, origin)
-        _, state = self.backbone(x, valid, state)
-        return state
+        bstate, mstate = self._split(state)
+        frames_seen = 0 if bstate is None else bstate.frames_seen
+        y, bstate = self.backbone(x, valid, bstate)
+        if self.smap is None:
+            return bstate
+        if mstate is None:
+            mstate = self.smap.init_state(x.shape[0], x.device)
+        xy, raw, v = self.map_inputs(obj, obj_valid, origin)
+        m0 = 1 + self.cfg.grid[0] * self.cfg.grid[1]
+        y_obj = y[:, :, m0:].flatten(1, 2)  # [B, F*M, D] backbone outputs of the object tokens
+        mstate = self.smap.write(mstate, self.smap.keys(xy), self.smap.values(raw, y_obj), v, frames_seen)
+        return StreamingState(bstate.layers + [mstate], bstate.frames_seen, self.state_signature())
 
     def decode(self, state, batch: int) -> DecodedSlots:
         if self.cfg.readout == "grid":
-            return self.decoder(lambda q: self.backbone.read(state, q), batch)
+            bstate, mstate = self._split(state)
+            map_fn = None
+            if self.smap is not None:
+                map_fn = lambda c, cell: self.smap.read_cells(mstate, c, cell)  # noqa: E731
+            return self.decoder(lambda q: self.backbone.read(bstate, q), batch, map_fn)
         q = self.decoder.queries(batch)  # [B, S+1, D]
         return self.decoder(self.backbone.read(state, q))
 
@@ -380,7 +445,7 @@ class TTTMemory:
             raise FileNotFoundError(f"{side_path} (the memory's stream info) is missing")
         side = json.loads(side_path.read_text())
         self.reset()
-        self.state = StreamingState.load(path, signature=self.model.backbone.signature())
+        self.state = StreamingState.load(path, signature=self.model.state_signature())
         self.origin = np.array(side["origin"], dtype=np.float64)
         self.start_stamp = float(side["start_stamp"])
         self.last_stamp = float(side["last_stamp"])

@@ -256,6 +256,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--log", default=None, help="log file (default OUT/train.log)")
     parser.add_argument("--init", default=None, help="checkpoint to start from (e.g. stage-1 weights)")
+    parser.add_argument("--init-partial", default=None,
+                        help="checkpoint whose tensors of matching name and shape initialise a model of the --config "
+                             "architecture (e.g. the old backbone for a model with the spatial map)")
     parser.add_argument("--cache", default=None, help="stream cache dir (default OUT/../stream_cache)")
     parser.add_argument("--width", type=int, default=None, help="render width (default data.RENDER_WIDTH)")
     parser.add_argument("--height", type=int, default=None, help="render height (default data.RENDER_HEIGHT)")
@@ -296,6 +299,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = MemoryConfig(**json.loads(args.config)) if args.config else MemoryConfig()
         model = SpatialMemoryModel(cfg)
+        if getattr(args, "init_partial", None):
+            from spatial_ttt_ros.memory.checkpoint import read_checkpoint
+
+            _, tensors, _ = read_checkpoint(args.init_partial)
+            own = model.state_dict()
+            use = {k: v for k, v in tensors.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+            model.load_state_dict(use, strict=False)
+            log(f"init-partial: {len(use)}/{len(own)} tensors from {args.init_partial}")
     model.train()
     slot_classes = model.decoder.slot_classes.cpu().numpy() if cfg.readout == "slots" else None
 
