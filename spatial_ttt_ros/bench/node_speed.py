@@ -42,7 +42,7 @@ QUESTIONS = (
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--method", default=None, help="memory method (default: ttt when its weights are shipped, else object_map)")
+    parser.add_argument("--method", default=None, help="memory method (default: the node's default, config/spatial_ttt.yaml)")
     parser.add_argument("--detector", choices=("labels", "onnx", "both"), default="both")
     parser.add_argument("--model-path", type=Path, default=SHARED_MODEL if SHARED_MODEL.is_file() else None,
                         help="ONNX detector for the onnx runs (default: ../shared/models/yolox_nano)")
@@ -275,9 +275,9 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT
+    from spatial_ttt_ros.ros.params import PARAMETERS  # plain Python: no rclpy import
 
-    method = args.method or ("ttt" if Path(DEFAULT_CHECKPOINT).is_file() else "object_map")
+    method = args.method or next(p.default for p in PARAMETERS if p.name == "method")
     detectors = ["labels", "onnx"] if args.detector == "both" else [args.detector]
     if "onnx" in detectors and (args.model_path is None or not Path(args.model_path).is_file()):
         if args.detector == "onnx":
