@@ -182,6 +182,11 @@ class GridDecoder(nn.Module):
         self.map_in = (
             nn.Sequential(nn.Linear(map_features, hidden), nn.GELU(), nn.Linear(hidden, d_model)) if map_features else None
         )
+        self.map_head = nn.Linear(map_features, N_CLASSES + 1 + 7) if map_features else None
+        if self.map_head is not None:
+            nn.init.zeros_(self.map_in[-1].weight)  # the MLP path starts silent; the direct path works
+            nn.init.zeros_(self.map_in[-1].bias)
+            self._init_map_head()
         with torch.no_grad():
             self.cell_head[-1].bias.zero_()
             self.cell_head[-1].bias[NONE_CLASS] = 3.0
@@ -189,6 +194,34 @@ class GridDecoder(nn.Module):
             self.cell_head[-1].bias[N_CLASSES + 4 : N_CLASSES + 7] = float(np.log(0.6))
             self.room_head[-1].bias.zero_()
             self.room_head[-1].bias[4] = float(np.log(20.0))
+
+    @torch.no_grad()
+    def _init_map_head(self) -> None:
+        """Direct linear path from the map's features to the cell outputs, initialised to a working
+        decoder (why: the readout then works from step 0 and training only refines it).
+
+        Feature layout (SpatialMap.features): [log1p(presence), channel means (channel j at index j),
+        centroid offset (2, cells), outside-the-cell distance, asinh(presence)]; channels: spatial_map.CH_*.
+        """
+        from spatial_ttt_ros.memory.spatial_map import CH_CLASS, CH_LOGSIZE, CH_TIME, CH_Z  # noqa: PLC0415
+
+        w = torch.zeros_like(self.map_head.weight)  # [C+1+7, F]
+        b = torch.zeros_like(self.map_head.bias)
+        nf = w.shape[1]
+        c = N_CLASSES + 1
+        for k in range(N_CLASSES):
+            w[k, CH_CLASS + k] = 4.0  # class: share of observations of that class
+        w[NONE_CLASS, 0] = -3.0  # none: fewer than ~4 (kernel-weighted) observations here
+        b[NONE_CLASS] = 5.5  # with the cell head's own none bias (3): p(object) = 0.5 near 4 observations
+        w[NONE_CLASS, nf - 2] = 0.0  # outside-the-cell feature: left to training (detections sit ~1 cell off)
+        w[c, nf - 4], w[c + 1, nf - 3] = 1.0, 1.0  # centre offset (cells; tanh-bounded in forward)
+        w[c + 2, CH_Z] = 1.0
+        for j in range(3):
+            w[c + 3 + j, CH_LOGSIZE + j] = 1.0
+        b[c + 3 : c + 6] = -float(np.log(0.6))  # cancels the cell head's typical-size bias
+        w[c + 6, CH_TIME] = 1.0
+        self.map_head.weight.copy_(w)
+        self.map_head.bias.copy_(b)
 
     def grid(self, room: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """room [B, 5] -> (cell centres [B, G*G, 2], cell size [B]) covering the extent + margin."""
@@ -214,8 +247,10 @@ class GridDecoder(nn.Module):
         )
         h = self.norm(read_fn(self.query_in(feats)))  # [B, S, D]
         if self.map_in is not None and map_fn is not None:
-            h = h + self.map_in(map_fn(centres, cell))
-        out = self.cell_head(h)
+            mf = map_fn(centres, cell)  # [B, S, F]
+            out = self.cell_head(h + self.map_in(mf)) + self.map_head(mf)
+        else:
+            out = self.cell_head(h)
         c = N_CLASSES + 1
         xy = centres + torch.tanh(out[..., c : c + 2]) * cell[:, None, None]
         return DecodedSlots(

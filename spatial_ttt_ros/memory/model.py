@@ -229,7 +229,7 @@ class SpatialMemoryModel(nn.Module):
             )
         if self.cfg.readout == "grid":
             self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells,
-                                       map_features=self.cfg.map_dim + 3 if self.cfg.spatial_map else 0)
+                                       map_features=self.cfg.map_dim + 4 if self.cfg.spatial_map else 0)
         elif self.cfg.readout == "slots":
             self.decoder = SlotDecoder(
                 self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default)

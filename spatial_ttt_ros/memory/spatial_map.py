@@ -183,7 +183,7 @@ class SpatialMap(nn.Module):
         return (h @ dw1.transpose(-1, -2)).squeeze(1) * self.read_scale  # [B, S, dk]
 
     def read_cells(self, st: dict, centres: Tensor, cell: Tensor) -> Tensor:
-        """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 3].
+        """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 4].
 
         One mean-shift step: read at the centre, move to the kernel-weighted centroid of what
         was written there (at most one cell away), read again. Why: a read at the cell centre is
@@ -200,10 +200,14 @@ class SpatialMap(nn.Module):
     def features(r: Tensor, centres: Tensor, cell: Tensor) -> Tensor:
         """Scale-free decoder inputs from a read r [B, S, dk] at cell centres [B, S, 2], cell [B].
 
-        -> [B, S, dk + 3]: log presence, channel means (ratio to presence, soft at low presence),
-        centroid offset from the cell centre in cells, and the raw read compressed by asinh.
+        -> [B, S, dk + 4]: log presence, channel means (ratio to presence, soft at low presence),
+        centroid offset from the cell centre in cells (2), how far that lies outside the cell, and the
+        raw presence compressed by asinh.
         """
         p = r[..., CH_PRESENCE : CH_PRESENCE + 1]  # [B, S, 1]
         mean = r[..., 1:] / (p.abs() + 0.3)  # soft ratio: ~0 where nothing was written
         off = (mean[..., CH_XY - 1 : CH_XY + 1] - centres * p / (p.abs() + 0.3)) / cell[:, None, None]
-        return torch.cat([torch.log1p(p.clamp_min(0.0)), mean, off.clamp(-3.0, 3.0), torch.asinh(r[..., :1])], -1)
+        off = off.clamp(-3.0, 3.0)
+        # the centroid lies outside this cell: the object belongs to a neighbour (duplicate guard)
+        outside = (off.abs().amax(-1, keepdim=True) - 1.0).clamp_min(0.0)
+        return torch.cat([torch.log1p(p.clamp_min(0.0)), mean, off, outside, torch.asinh(r[..., :1])], -1)
