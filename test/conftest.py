@@ -31,3 +31,14 @@ def hololens_dir(shared_dir: Path) -> Path:
     if not (path / "poses.txt").is_file():
         pytest.skip(f"{path} missing")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one thread is faster, and a shared CPU punishes spinning thread pools."""
+    import torch  # local: most tests never touch torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

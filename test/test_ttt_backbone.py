@@ -9,13 +9,7 @@ from spatial_ttt_ros.ttt import BackboneConfig, StreamingState, TTTBackbone
 from spatial_ttt_ros.ttt.hybrid_block import HybridBlock
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and a shared CPU punishes spinning thread pools."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # tiny: 3x2 grid, ego + 6 grid + 2 object slots; chunk 3 frames (27 tokens) so the

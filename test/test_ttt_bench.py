@@ -12,13 +12,7 @@ from spatial_ttt_ros.bench import recall, scaling
 from spatial_ttt_ros.ttt import BackboneConfig, TTTBackbone
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and a shared CPU punishes spinning thread pools."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _args(module, argv):

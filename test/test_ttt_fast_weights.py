@@ -15,13 +15,7 @@ from spatial_ttt_ros.ttt.fast_weights import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and a shared CPU punishes spinning thread pools."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _weights(b=2, h=3, hid=10, dh=6, dtype=torch.float64):
