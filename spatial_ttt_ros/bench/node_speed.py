@@ -20,7 +20,6 @@ writes JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from spatial_ttt_ros.bench.results import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MODEL = REPO.parent / "shared" / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -297,9 +298,7 @@ def run(args: argparse.Namespace) -> int:
             f"{ai['p50_ms']:.1f}/{ai['p95_ms']:.1f} | {di['p50_ms']:.1f}/{di['p95_ms']:.1f} |"
         )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"benchmark": "node", "method": method, "machine": platform.machine(), "cpus": os.cpu_count(),
                "load_average_1min_at_end": os.getloadavg()[0], "results": results}
-        args.json.write_text(json.dumps(doc, indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0

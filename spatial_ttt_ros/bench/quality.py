@@ -29,13 +29,13 @@ JSON written with ``--json FILE``::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+
+from spatial_ttt_ros.bench.results import write_json
 
 DEFAULT_FRAMES = (300, 1000, 5000)
 DEFAULT_METHODS = ("ttt", "object_map", "full_context", "sliding_window")
@@ -359,8 +359,5 @@ def run(args: argparse.Namespace) -> int:
                 "argv": sys.argv[1:],
             },
         }
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=1))
-        print(f"wrote {path}")
+        write_json(args.json, doc)
     return 0

@@ -23,7 +23,6 @@ not the length of one stream.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spatial_ttt_ros.bench.results import write_json
 from spatial_ttt_ros.ttt import BackboneConfig, TTTBackbone
 
 
@@ -188,9 +188,7 @@ def run(args) -> int:
         print(f"  {name:<15} accuracy {r['accuracy']:.3f}  ({r['train_steps']} steps, {r['train_seconds']:.0f} s, "
               f"z vs chance {z:+.1f}; {by})")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"methods": results, "chance": chance}, indent=2))
-        print(f"wrote {args.json}")
+        write_json(args.json, {"methods": results, "chance": chance})
     return 0
 
 

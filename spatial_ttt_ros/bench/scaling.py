@@ -42,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 
+from spatial_ttt_ros.bench.results import write_json
+
 METHODS = ("ttt", "sliding_window", "full_context")
 
 
@@ -338,9 +340,7 @@ def run(args) -> int:
     for name, t in result["ratios"]["targets"].items():
         print(f"{name:<45} {t['value']:.3f}  ({t['limit']}) {'PASS' if t['pass'] else 'FAIL'}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return 0
 
 

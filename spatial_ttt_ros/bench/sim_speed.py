@@ -7,12 +7,12 @@ full generation speed (render + serialise + write an mcap bag), single process.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
+from spatial_ttt_ros.bench.results import write_json
 from spatial_ttt_ros.sim.bag_writer import write_stream
 from spatial_ttt_ros.sim.cli import parse_size
 from spatial_ttt_ros.sim.stream import simulate_stream
@@ -60,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {"benchmark": "sim_speed", "machine": platform.processor() or platform.machine(),
                "python": platform.python_version(), "results": results}
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
     return 0
