@@ -25,8 +25,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         p.set_defaults(_bench_module=module)
         try:
             importlib.import_module(module).configure_parser(p)
-        except ImportError as exc:  # a benchmark whose optional parts are missing still lists
-            p.set_defaults(_bench_import_error=str(exc))
+        except ImportError as exc:  # a benchmark whose optional parts are missing still lists,
+            p.set_defaults(_bench_import_error=str(exc))  # and run() says why it cannot start
+            p.add_argument("_ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
