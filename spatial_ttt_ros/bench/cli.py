@@ -18,6 +18,15 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 }
 
 
+def _unavailable(parser: argparse.ArgumentParser, reason: str):
+    """A parse step that stops with the import error (in place of "unrecognized arguments")."""
+
+    def fail(args=None, namespace=None):
+        parser.error(f"this benchmark is unavailable: {reason}")
+
+    return fail
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (module, help_text) in BENCHMARKS.items():
@@ -26,12 +35,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         try:
             importlib.import_module(module).configure_parser(p)
         except ImportError as exc:  # a benchmark whose optional parts are missing still lists,
-            p.set_defaults(_bench_import_error=str(exc))  # and run() says why it cannot start
-            p.add_argument("_ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.parse_known_args = _unavailable(p, str(exc))  # and says why when it is chosen
 
 
 def run(args: argparse.Namespace) -> int:
-    err = getattr(args, "_bench_import_error", None)
-    if err:
-        raise ValueError(f"benchmark '{args.benchmark}' is unavailable: {err}")
     return int(importlib.import_module(args._bench_module).run(args) or 0)
