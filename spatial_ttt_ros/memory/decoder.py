@@ -100,6 +100,7 @@ def slots_to_inventory(
     threshold: float = 0.5,
     merge_radius: float = 0.0,
     index: int = 0,
+    nms: bool = False,
 ) -> Inventory:
     """Decode batch element ``index`` into an Inventory in world metres / seconds.
 
@@ -115,6 +116,13 @@ def slots_to_inventory(
         room = dec.room[index].float().cpu().numpy()
     p_obj = 1.0 - probs[:, NONE_CLASS]
     labels = probs[:, :NONE_CLASS].argmax(-1)
+    g = int(round(math.sqrt(p_obj.shape[0])))
+    if nms and dec.cells is not None and g * g == p_obj.shape[0]:
+        # grid readout: a cell reports an object only where its p(object) is the largest of its
+        # 3x3 neighbourhood (one object lights up the cells around it through the map's kernel)
+        pg = np.pad(p_obj.reshape(g, g), 1, constant_values=-1.0)
+        nb = np.max([pg[1 + dy : 1 + dy + g, 1 + dx : 1 + dx + g] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 0)
+        p_obj = np.where(p_obj.reshape(g, g) >= nb, p_obj.reshape(g, g), 0.0).reshape(-1)
     order = np.argsort(-p_obj)
     objects: list[InventoryObject] = []
     for s in order:
@@ -186,7 +194,6 @@ class GridDecoder(nn.Module):
         if self.map_head is not None:
             nn.init.zeros_(self.map_in[-1].weight)  # the MLP path starts silent; the direct path works
             nn.init.zeros_(self.map_in[-1].bias)
-            self._init_map_head()
         with torch.no_grad():
             self.cell_head[-1].bias.zero_()
             self.cell_head[-1].bias[NONE_CLASS] = 3.0
@@ -194,16 +201,20 @@ class GridDecoder(nn.Module):
             self.cell_head[-1].bias[N_CLASSES + 4 : N_CLASSES + 7] = float(np.log(0.6))
             self.room_head[-1].bias.zero_()
             self.room_head[-1].bias[4] = float(np.log(20.0))
+        if self.map_head is not None:
+            self._init_map_head()
 
     @torch.no_grad()
     def _init_map_head(self) -> None:
         """Direct linear path from the map's features to the cell outputs, initialised to a working
-        decoder (why: the readout then works from step 0 and training only refines it).
+        decoder; the cell head (last layer zeroed) starts as a zero correction on top of it. Why: the
+        readout then decodes what the map holds from step 0, and training only refines it.
 
-        Feature layout (SpatialMap.features): [log1p(presence), channel means (channel j at index j),
-        centroid offset (2, cells), outside-the-cell distance, asinh(presence)]; channels: spatial_map.CH_*.
+        Feature layout (SpatialMap.features, nf = dk + 5): [log1p(presence), channel means (channel j
+        at index j), centroid offset (2, cells), outside-the-cell distance, asinh(presence), first-seen
+        estimate]; channels: spatial_map.CH_*.
         """
-        from spatial_ttt_ros.memory.spatial_map import CH_CLASS, CH_LOGSIZE, CH_TIME, CH_Z  # noqa: PLC0415
+        from spatial_ttt_ros.memory.spatial_map import CH_CLASS, CH_LOGSIZE, CH_Z  # noqa: PLC0415
 
         w = torch.zeros_like(self.map_head.weight)  # [C+1+7, F]
         b = torch.zeros_like(self.map_head.bias)
@@ -211,17 +222,17 @@ class GridDecoder(nn.Module):
         c = N_CLASSES + 1
         for k in range(N_CLASSES):
             w[k, CH_CLASS + k] = 4.0  # class: share of observations of that class
-        w[NONE_CLASS, 0] = -3.0  # none: fewer than ~4 (kernel-weighted) observations here
-        b[NONE_CLASS] = 5.5  # with the cell head's own none bias (3): p(object) = 0.5 near 4 observations
-        w[NONE_CLASS, nf - 2] = 0.0  # outside-the-cell feature: left to training (detections sit ~1 cell off)
-        w[c, nf - 4], w[c + 1, nf - 3] = 1.0, 1.0  # centre offset (cells; tanh-bounded in forward)
-        w[c + 2, CH_Z] = 1.0
+        w[NONE_CLASS, 0] = -3.0  # none: p(object) = 0.5 near 4 (kernel-weighted) observations
+        b[NONE_CLASS] = 8.5
+        w[c, nf - 5], w[c + 1, nf - 4] = 1.0, 1.0  # centre offset in cells (tanh-bounded in forward)
+        w[c + 2, CH_Z] = 1.0  # z, log size: observation means
         for j in range(3):
             w[c + 3 + j, CH_LOGSIZE + j] = 1.0
-        b[c + 3 : c + 6] = -float(np.log(0.6))  # cancels the cell head's typical-size bias
-        w[c + 6, CH_TIME] = 1.0
+        w[c + 6, nf - 1] = 1.0  # first seen
         self.map_head.weight.copy_(w)
         self.map_head.bias.copy_(b)
+        nn.init.zeros_(self.cell_head[-1].weight)
+        nn.init.zeros_(self.cell_head[-1].bias)
 
     def grid(self, room: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """room [B, 5] -> (cell centres [B, G*G, 2], cell size [B]) covering the extent + margin."""

@@ -80,6 +80,7 @@ class MemoryConfig:
     spatial_map: bool = False
     map_dim: int = 64  # key/value width of the map's fast weights
     map_sigma: float = 0.06  # key kernel width (normalised units: 0.3 m)
+    map_hidden_ratio: float = 16.0  # fast-weight hidden = ratio * map_dim: kernel sidelobes ~ 1/sqrt(hidden)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -223,13 +224,14 @@ class SpatialMemoryModel(nn.Module):
                 self.cfg.d_model,
                 self.cfg.map_dim,
                 sigma=self.cfg.map_sigma,
+                hidden_ratio=self.cfg.map_hidden_ratio,
                 lr_scale=0.0 if no_write else 1.0,
                 chunk_frames=self.cfg.chunk_frames,
                 max_objects=self.cfg.max_objects,
             )
         if self.cfg.readout == "grid":
             self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells,
-                                       map_features=self.cfg.map_dim + 4 if self.cfg.spatial_map else 0)
+                                       map_features=self.cfg.map_dim + 5 if self.cfg.spatial_map else 0)
         elif self.cfg.readout == "slots":
             self.decoder = SlotDecoder(
                 self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default)
@@ -335,6 +337,7 @@ class TTTMemory:
         threshold: float | None = None,
         merge_radius: float | None = None,
         device: str = "cpu",
+        nms: bool | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.name = name or "ttt" + ("" if model.variant == "ttt" else f"_{model.variant}")
@@ -342,6 +345,7 @@ class TTTMemory:
         info = getattr(model, "checkpoint_info", {}) or {}
         self.threshold = float(threshold if threshold is not None else info.get("decode_threshold", 0.5))
         self.merge_radius = float(merge_radius if merge_radius is not None else info.get("merge_radius", 0.3))
+        self.nms = bool(nms if nms is not None else info.get("decode_nms", False))
         self.device = device
         self.chunk_frames = model.cfg.chunk_frames
         self.reset()
@@ -410,6 +414,7 @@ class TTTMemory:
             start_stamp=self.start_stamp,
             threshold=self.threshold,
             merge_radius=self.merge_radius,
+            nms=self.nms,
         )
 
     def state_bytes(self) -> int:

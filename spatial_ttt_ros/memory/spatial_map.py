@@ -183,31 +183,49 @@ class SpatialMap(nn.Module):
         return (h @ dw1.transpose(-1, -2)).squeeze(1) * self.read_scale  # [B, S, dk]
 
     def read_cells(self, st: dict, centres: Tensor, cell: Tensor) -> Tensor:
-        """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 4].
+        """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 5].
 
         One mean-shift step: read at the centre, move to the kernel-weighted centroid of what
         was written there (at most one cell away), read again. Why: a read at the cell centre is
         biased towards the centre; the re-read is centred on the object.
+
+        Far from anything written, a read is not zero but the sum of many small kernel sidelobes,
+        which grows with the stream; presence is therefore measured against this stream's noise
+        floor, the median |presence| over the grid (objects occupy few cells), and channel means
+        divide by max(presence, floor) so that they shrink to 0 where nothing was written.
         """
         r = self.read(st, centres)
         p = r[..., CH_PRESENCE : CH_PRESENCE + 1]
-        shift = r[..., CH_XY : CH_XY + 2] / (p.abs() + 0.3) - centres * p / (p.abs() + 0.3)
+        den = torch.maximum(p, self.noise_floor(r)[:, None, None])
+        shift = (r[..., CH_XY : CH_XY + 2] - centres * p) / den
         lim = cell[:, None, None]
         shift = torch.maximum(torch.minimum(shift, lim), -lim)
-        return self.features(self.read(st, centres + shift), centres, cell)
+        r2 = self.read(st, centres + shift)  # [B, S, dk]
+        return self.features(r2, centres, cell, self.noise_floor(r2))
 
     @staticmethod
-    def features(r: Tensor, centres: Tensor, cell: Tensor) -> Tensor:
-        """Scale-free decoder inputs from a read r [B, S, dk] at cell centres [B, S, 2], cell [B].
+    def noise_floor(r: Tensor) -> Tensor:
+        """r [B, S, dk] -> [B]: median |presence| over the S reads, at least 1 observation."""
+        return r[..., CH_PRESENCE].abs().median(dim=1).values.clamp_min(1.0)
 
-        -> [B, S, dk + 4]: log presence, channel means (ratio to presence, soft at low presence),
-        centroid offset from the cell centre in cells (2), how far that lies outside the cell, and the
-        raw presence compressed by asinh.
+    @staticmethod
+    def features(r: Tensor, centres: Tensor, cell: Tensor, floor: Tensor) -> Tensor:
+        """Scale-free decoder inputs from a read r [B, S, dk] at cell centres [B, S, 2], cell [B],
+        noise floor [B].
+
+        -> [B, S, dk + 5]: log(1 + presence / floor), channel means (divided by max(presence,
+        floor)), centroid offset from the cell centre in cells (2), how far that lies outside the
+        cell, asinh(presence / floor), and a first-seen estimate.
         """
         p = r[..., CH_PRESENCE : CH_PRESENCE + 1]  # [B, S, 1]
-        mean = r[..., 1:] / (p.abs() + 0.3)  # soft ratio: ~0 where nothing was written
-        off = (mean[..., CH_XY - 1 : CH_XY + 1] - centres * p / (p.abs() + 0.3)) / cell[:, None, None]
-        off = off.clamp(-3.0, 3.0)
-        # the centroid lies outside this cell: the object belongs to a neighbour (duplicate guard)
+        fl = floor[:, None, None]
+        den = torch.maximum(p, fl)
+        mean = r[..., 1:] / den
+        off = ((r[..., CH_XY : CH_XY + 2] - centres * p) / den / cell[:, None, None]).clamp(-3.0, 3.0)
+        # the centroid lies beyond the neighbouring cell: the object belongs to another cell
         outside = (off.abs().amax(-1, keepdim=True) - 1.0).clamp_min(0.0)
-        return torch.cat([torch.log1p(p.clamp_min(0.0)), mean, off, outside, torch.asinh(r[..., :1])], -1)
+        # first-seen estimate from the observation-time mean and spread (uniform in [first, last]):
+        # first ~ mean - sqrt(3 var)
+        mt, mt2 = r[..., CH_TIME : CH_TIME + 1] / den, r[..., CH_TIME2 : CH_TIME2 + 1] / den
+        t_first = mt - (3.0 * (mt2 - mt * mt).clamp_min(0.0) + 1e-8).sqrt()
+        return torch.cat([torch.log1p(p.clamp_min(0.0) / fl), mean, off, outside, torch.asinh(p / fl), t_first], -1)

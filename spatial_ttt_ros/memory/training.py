@@ -256,6 +256,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--log", default=None, help="log file (default OUT/train.log)")
     parser.add_argument("--init", default=None, help="checkpoint to start from (e.g. stage-1 weights)")
+    parser.add_argument("--init-skip", default="",
+                        help="comma list of tensor-name prefixes --init-partial leaves at their fresh init")
     parser.add_argument("--init-partial", default=None,
                         help="checkpoint whose tensors of matching name and shape initialise a model of the --config "
                              "architecture (e.g. the old backbone for a model with the spatial map)")
@@ -304,7 +306,9 @@ def run(args: argparse.Namespace) -> int:
 
             _, tensors, _ = read_checkpoint(args.init_partial)
             own = model.state_dict()
-            use = {k: v for k, v in tensors.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+            skip = tuple(p for p in str(getattr(args, "init_skip", "") or "").split(",") if p)
+            use = {k: v for k, v in tensors.items()
+                   if k in own and tuple(v.shape) == tuple(own[k].shape) and not (skip and k.startswith(skip))}
             model.load_state_dict(use, strict=False)
             log(f"init-partial: {len(use)}/{len(own)} tensors from {args.init_partial}")
     model.train()
