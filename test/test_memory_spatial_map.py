@@ -108,5 +108,10 @@ def test_map_state_constant_chunking_and_save_load(map_model, tmp_path):
 
 
 def test_old_config_has_no_map():
-    m = SpatialMemoryModel(MemoryConfig(d_model=32, n_layers=2, n_heads=2, anchor_every=2))
+    # a stored config from before the map (no spatial_map field) builds the map-less model
+    d = MemoryConfig(d_model=32, n_layers=2, n_heads=2, anchor_every=2).to_dict()
+    del d["spatial_map"]
+    m = SpatialMemoryModel(MemoryConfig.from_dict(d))
     assert m.smap is None and not any(k.startswith("smap.") or "map_in" in k for k in m.state_dict())
+    # the slot readout has no map either
+    assert SpatialMemoryModel(MemoryConfig(d_model=32, n_layers=2, n_heads=2, anchor_every=2, readout="slots")).smap is None

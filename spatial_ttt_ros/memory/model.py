@@ -76,8 +76,9 @@ class MemoryConfig:
     grid_cells: int = 24  # grid readout: cells per side
     keyframe_hz: float = 2.0  # frames written into memory per second (0: every frame); training streams use it
     # Position-keyed TTT map (memory/spatial_map.py): object tokens written at their world xy,
-    # read by the grid readout at cell centres. False keeps the older checkpoints loadable.
-    spatial_map: bool = False
+    # read by the grid readout at cell centres (the slot readout has no map). A stored config
+    # without this field (checkpoints before the map) loads as False.
+    spatial_map: bool = True
     map_dim: int = 64  # key/value width of the map's fast weights
     map_sigma: float = 0.06  # key kernel width (normalised units: 0.3 m)
     map_hidden_ratio: float = 16.0  # fast-weight hidden = ratio * map_dim: kernel sidelobes ~ 1/sqrt(hidden)
@@ -100,6 +101,7 @@ class MemoryConfig:
         d = dict(d)
         if "grid" in d:
             d["grid"] = tuple(d["grid"])
+        d.setdefault("spatial_map", False)  # configs written before the map existed
         return MemoryConfig(**d)
 
 
@@ -215,9 +217,7 @@ class SpatialMemoryModel(nn.Module):
         self.embed = TokenEmbedding(self.cfg)
         self.backbone = TTTBackbone(backbone_config(self.cfg, variant))
         self.smap = None
-        if self.cfg.spatial_map:
-            if self.cfg.readout != "grid":
-                raise ValueError("spatial_map needs readout='grid'")
+        if self.cfg.spatial_map and self.cfg.readout == "grid":
             # Variants without a TTT memory (frozen, swa, full_context) never write the map.
             no_write = variant in ("frozen", "swa", "full_context")
             self.smap = SpatialMap(
@@ -231,7 +231,7 @@ class SpatialMemoryModel(nn.Module):
             )
         if self.cfg.readout == "grid":
             self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells,
-                                       map_features=self.cfg.map_dim + 5 if self.cfg.spatial_map else 0)
+                                       map_features=self.cfg.map_dim + 5 if self.smap is not None else 0)
         elif self.cfg.readout == "slots":
             self.decoder = SlotDecoder(
                 self.cfg.d_model, default_slot_classes(self.cfg.slots_per_class, self.cfg.slots_default)
