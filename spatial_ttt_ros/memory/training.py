@@ -339,6 +339,23 @@ def run(args: argparse.Namespace) -> int:
     ema: dict[str, float] = {}
     t_train = time.time()
     info = {}
+
+    def save_checkpoint(step: int) -> dict:
+        """Write the model with what made it (command, seed, recipe, losses); return that info."""
+        info = {
+            "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
+            "seed": args.seed,
+            "steps_done": step + 1,
+            "stage": args.stage,
+            "recipe": recipe,
+            "window": args.window,
+            "frames_per_step": args.frames_per_step,
+            "train_seconds": round(time.time() - t_train, 1),
+            "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
+        }
+        save_model(out / "model.safetensors", model, info)
+        return info
+
     for step in range(args.steps):
         qa = step >= qa_from
         L = windows[int(rng.integers(len(windows)))]
@@ -375,34 +392,12 @@ def run(args: argparse.Namespace) -> int:
             log("non-finite loss: stopping")
             return 1
         if (step + 1) % 200 == 0 or step == args.steps - 1:
-            info = {
-                "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
-                "seed": args.seed,
-                "steps_done": step + 1,
-                "stage": args.stage,
-                "recipe": recipe,
-                "window": args.window,
-                "frames_per_step": args.frames_per_step,
-                "train_seconds": round(time.time() - t_train, 1),
-                "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
-            }
-            save_model(out / "model.safetensors", model, info)
+            info = save_checkpoint(step)
         cut = bool(args.time_limit and time.time() - t_train > args.time_limit * 60)
         cut = cut or bool(getattr(args, "stop_after", 0) and step + 1 >= args.stop_after)
         if cut:
             log(f"stopping after {step + 1} steps (time limit / --stop-after)")
-            info = {
-                "command": "spatial-ttt train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
-                "seed": args.seed,
-                "steps_done": step + 1,
-                "stage": args.stage,
-                "recipe": recipe,
-                "window": args.window,
-                "frames_per_step": args.frames_per_step,
-                "train_seconds": round(time.time() - t_train, 1),
-                "final_loss_ema": {k: round(v, 4) for k, v in ema.items()},
-            }
-            save_model(out / "model.safetensors", model, info)
+            info = save_checkpoint(step)
             break
     log(f"done: {json.dumps(info)} wall {time.time() - t_start:.0f}s")
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
