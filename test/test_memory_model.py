@@ -125,6 +125,32 @@ def test_keyframing_rate():
     assert mem.n_written == 10  # 2 Hz
 
 
+def test_inventory_decoded_once_per_keyframe():
+    """Asks between keyframes reuse the decoded inventory; a new keyframe decodes afresh."""
+    torch.manual_seed(0)
+    m = SpatialMemoryModel(MemoryConfig(**{**SMALL, "keyframe_hz": 2.0}))
+    mem = TTTMemory(m)
+    stream = synthetic_tokens(n_frames=12, rate_hz=10.0)  # keyframes at frames 0, 5, 10
+    calls = []
+    decode = m.decode
+    m.decode = lambda *a, **kw: calls.append(1) or decode(*a, **kw)
+    for t in stream[:3]:
+        mem.observe(t)
+    first = mem.inventory()
+    mem.observe(stream[3])  # not a keyframe: same state, newer stamp
+    again = mem.inventory()
+    assert len(calls) == 1
+    assert again.stamp == pytest.approx(stream[3].stamp) and again.stamp > first.stamp
+    assert [o.label for o in again.objects] == [o.label for o in first.objects]
+    assert again.objects is not first.objects  # a caller's edits never reach the cache
+    mem.observe(stream[4])
+    mem.observe(stream[5])  # a keyframe
+    mem.inventory()
+    assert len(calls) == 2
+    mem.threshold = mem.threshold + 0.1  # other decoding settings: decoded afresh
+    mem.inventory()
+    assert len(calls) == 3
+
 def test_memory_state_save_load(model, tokens, tmp_path):
     a = TTTMemory(model, threshold=0.0)
     inv_a = run_memory(a, tokens)

@@ -365,6 +365,9 @@ class TTTMemory:
         self.next_due = 0.0
         self.n_frames = 0  # frames observed
         self.n_written = 0  # keyframes written into the memory
+        # Decoding reads 24 x 24 cells through every layer (hundreds of ms on a small CPU); the
+        # state only changes when a keyframe is written, so asks between keyframes reuse it.
+        self._decoded_at: tuple[tuple, Inventory] | None = None  # (n_written + decode settings, inventory)
 
     def observe(self, tokens: FrameTokens) -> None:
         if self.origin is None:
@@ -405,7 +408,11 @@ class TTTMemory:
     def inventory(self) -> Inventory:
         if self.origin is None:
             return Inventory(objects=[], room=None, stamp=0.0, start_stamp=0.0)
-        return slots_to_inventory(
+        key = (self.n_written, self.threshold, self.merge_radius, self.nms)
+        if self._decoded_at is not None and self._decoded_at[0] == key:
+            inv = self._decoded_at[1]  # same state; only the stamp of the newest frame moved on
+            return dataclasses.replace(inv, objects=list(inv.objects), stamp=self.last_stamp)
+        inv = slots_to_inventory(
             self.decoded(),
             origin=self.origin,
             pos_scale=self.model.cfg.pos_scale,
@@ -416,6 +423,8 @@ class TTTMemory:
             merge_radius=self.merge_radius,
             nms=self.nms,
         )
+        self._decoded_at = (key, inv)
+        return inv
 
     def state_bytes(self) -> int:
         n = 0 if self.state is None else int(self.state.nbytes())
