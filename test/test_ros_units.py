@@ -330,15 +330,21 @@ def ros_context():
 
 
 def test_lifecycle_transitions(ros_context, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
     node = SpatialTTTNode(
         context=ros_context,
         parameter_overrides=[
             Parameter("method", value="object_map"),
             Parameter("memory_dir", value=str(tmp_path / "m")),
+            Parameter("model_threads", value=1),
         ],
     )
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert torch.get_num_threads() == 1  # model_threads applied at configure
+        torch.set_num_threads(threads)
         assert (tmp_path / "m").is_dir()
         names = {n for n, _ in node.get_service_names_and_types_by_node("spatial_ttt", "/")}
         assert {"/spatial_ttt/ask", "/spatial_ttt/query", "/spatial_ttt/describe", "/spatial_ttt/reset",

@@ -70,6 +70,14 @@ NODE_NAME = "spatial_ttt"
 # ----------------------------------------------------------------------------- building the core
 
 
+def set_model_threads(n: int) -> None:
+    """torch's CPU thread count (process-wide: the node owns its process); 0 leaves torch's default."""
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def resolve_device(requested: str) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without a GPU is an error."""
     if requested == "cpu":
@@ -221,6 +229,7 @@ class SpatialTTTNode(LifecycleNode):
             if p.pose_source == "tf" and tf2_ros is None:
                 raise ValueError("parameter pose_source=tf but tf2_ros is not installed (use pose, odom or auto)")
             self.device = resolve_device(p.device)
+            set_model_threads(p.model_threads)
             t0 = time.perf_counter()
             pipeline = build_pipeline(p, self.device)
             p.memory_root.mkdir(parents=True, exist_ok=True)

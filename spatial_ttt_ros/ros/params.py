@@ -98,6 +98,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "Model weights (.safetensors); empty: the shipped default."),
     ParamSpec("device", "auto", "Where the memory model runs: auto (cuda when available), cpu or cuda.", choices=("auto", "cpu", "cuda")),
     ParamSpec("fp16", True, "Run the memory model in half precision on a GPU (ignored on the CPU)."),
+    ParamSpec(
+        "model_threads",
+        0,
+        "CPU threads for the memory model's torch ops (0 = torch's default, one per core). On a small "
+        "CPU shared with the detector and the robot's other processes, fewer can mean fewer dropped frames.",
+        0,
+        64,
+        step=1,
+    ),
     ParamSpec("memory_dir", "~/.ros/spatial_ttt", "save_memory/load_memory read and write only under this directory."),
     # --- outputs
     ParamSpec("description_period_s", 1.0, "Period of ~/scene_description and ~/markers [s]; 0 = off.", 0.0, 3600.0),
@@ -153,6 +162,7 @@ class NodeParams:
     checkpoint: str
     device: str
     fp16: bool
+    model_threads: int
     memory_dir: str
     description_period_s: float
     diagnostics_period_s: float
