@@ -402,10 +402,8 @@ class BagReader:
                         odom_child = msg.child_frame_id.lstrip("/")
                         p = msg.pose.pose
                         pose_s.append((_stamp(msg.header.stamp), _pose_matrix(p.position, p.orientation)))
-            except ValueError as exc:
-                raise ValueError(f"corrupt bag {self.path}: message {n + 1}: {exc}") from None
             except Exception as exc:
-                raise ValueError(f"corrupt bag {self.path}: reading message {n + 1} failed: {_why(exc)}") from None
+                raise _corrupt_bag(self.path, n, exc) from None
         finally:
             reader.close()
 
@@ -532,10 +530,8 @@ class BagReader:
                     while nxt < len(self._plan) and self._ready(self._plan[nxt], pending):
                         yield self._make(nxt, pending)
                         nxt += 1
-            except ValueError as exc:
-                raise ValueError(f"corrupt bag {self.path}: message {n}: {exc}") from None
             except Exception as exc:
-                raise ValueError(f"corrupt bag {self.path}: reading message {n + 1} failed: {_why(exc)}") from None
+                raise _corrupt_bag(self.path, n, exc) from None
         finally:
             reader.close()
         if nxt < len(self._plan):  # the index promised frames the data did not deliver
@@ -577,6 +573,17 @@ class BagReader:
         return CameraFrame(
             stamp=p["stamp"], depth=depth.copy(), K=K, T_world_cam=p["T"], rgb=rgb, labels=labels, frame_index=i
         )
+
+
+def _corrupt_bag(path: Path, n: int, exc: Exception) -> ValueError:
+    """The error for a bag whose reading failed after ``n`` messages had been taken.
+
+    Our own checks (ValueError) reject message ``n`` itself; anything else is most often the
+    reader failing to deliver the next one.
+    """
+    if isinstance(exc, ValueError):
+        return ValueError(f"corrupt bag {path}: message {n}: {exc}")
+    return ValueError(f"corrupt bag {path}: reading message {n + 1} failed: {_why(exc)}")
 
 
 def _why(exc: BaseException) -> str:
