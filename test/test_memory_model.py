@@ -63,7 +63,8 @@ def test_protocol_and_valid_inventory(model, tokens):
 
 def test_grid_readout_inventory(tokens):
     torch.manual_seed(0)
-    m = SpatialMemoryModel(MemoryConfig(**{**SMALL, "readout": "grid", "grid_cells": 8})).eval()
+    # the grid cell readout alone (with the map, objects come from the map readout: test_memory_spatial_map)
+    m = SpatialMemoryModel(MemoryConfig(**{**SMALL, "readout": "grid", "grid_cells": 8, "spatial_map": False})).eval()
     mem = TTTMemory(m, threshold=0.0, merge_radius=0.0)
     inv = run_memory(mem, tokens)
     assert len(inv.objects) == 64  # one per cell at threshold 0

@@ -230,18 +230,9 @@ class _FloorGrid:
 
     def filled(self) -> np.ndarray:
         """Occupancy with small gaps closed and enclosed holes (under furniture) filled."""
-        import cv2
+        from spatial_ttt_ros.memory.occupancy import close_and_fill_holes
 
-        if self.grid.size == 0:
-            return self.grid
-        g = np.pad(self.grid, 2)
-        g = cv2.morphologyEx(g, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-        # Holes = background not reachable from the border.
-        flood = g.copy()
-        mask = np.zeros((g.shape[0] + 2, g.shape[1] + 2), np.uint8)
-        cv2.floodFill(flood, mask, (0, 0), 1)
-        g = g | (1 - flood)
-        return g[2:-2, 2:-2]
+        return close_and_fill_holes(self.grid)
 
     def to_json(self) -> dict:
         return {

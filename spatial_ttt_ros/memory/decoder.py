@@ -90,6 +90,14 @@ class SlotDecoder(nn.Module):
         )
 
 
+def room_from_vector(room: np.ndarray, origin: np.ndarray, pos_scale: float) -> Room:
+    """Room readout (5,) = min_xy, max_xy (normalised), log area (log m^2) -> Room in world metres."""
+    lo = room[0:2] * pos_scale + origin[:2]
+    hi = room[2:4] * pos_scale + origin[:2]
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    return Room(area_m2=float(np.exp(np.clip(room[4], -3.0, 8.0))), min_xy=lo, max_xy=hi)
+
+
 def slots_to_inventory(
     dec: DecodedSlots,
     origin: np.ndarray,
@@ -142,13 +150,9 @@ def slots_to_inventory(
             )
         )
     objects.sort(key=lambda o: o.first_seen)
-    lo = room[0:2] * pos_scale + origin[:2]
-    hi = room[2:4] * pos_scale + origin[:2]
-    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
-    area = float(np.exp(np.clip(room[4], -3.0, 8.0)))
     return Inventory(
         objects=objects,
-        room=Room(area_m2=area, min_xy=lo, max_xy=hi),
+        room=room_from_vector(room, origin, pos_scale),
         stamp=float(stamp),
         start_stamp=float(start_stamp),
     )
@@ -248,10 +252,14 @@ class GridDecoder(nn.Module):
         centres = mid[:, None, :] + offs[None] * cell[:, None, None]
         return centres, cell
 
+    def room(self, read_fn, batch: int) -> torch.Tensor:
+        """The room query alone: [B, 5] (min_xy, max_xy normalised, log area)."""
+        return self.room_head(self.norm(read_fn(self.room_embed.unsqueeze(0).expand(batch, -1, -1))[:, 0]))
+
     def forward(self, read_fn, batch: int, map_fn=None) -> DecodedSlots:
         """``read_fn(queries [B, S, D]) -> [B, S, D]`` reads the memory; ``map_fn(centres [B, S, 2],
         cell [B]) -> [B, S, F]`` reads the position-keyed map (None: no map)."""
-        room = self.room_head(self.norm(read_fn(self.room_embed.unsqueeze(0).expand(batch, -1, -1))[:, 0]))
+        room = self.room(read_fn, batch)
         centres, cell = self.grid(room)
         feats = torch.cat(
             [centres, fourier2(centres, self.n_fourier), cell[:, None, None].expand(-1, centres.shape[1], 1)], -1

@@ -32,8 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from spatial_ttt_ros.memory.decoder import DecodedSlots, GridDecoder, SlotDecoder, default_slot_classes, slots_to_inventory
-from spatial_ttt_ros.memory.spatial_map import SpatialMap
+from spatial_ttt_ros.memory.decoder import (
+    DecodedSlots,
+    GridDecoder,
+    SlotDecoder,
+    default_slot_classes,
+    room_from_vector,
+    slots_to_inventory,
+)
+from spatial_ttt_ros.memory.map_readout import PeakSettings, find_objects, read_map, seen_floor
+from spatial_ttt_ros.memory.spatial_map import SIZE_POWER, SpatialMap
 from spatial_ttt_ros.perception.tokens import (
     EGO_DIM,
     EGO_FIELDS,
@@ -44,7 +52,8 @@ from spatial_ttt_ros.perception.tokens import (
     TIME_SCALE,
     FrameTokens,
 )
-from spatial_ttt_ros.reasoning.inventory import Inventory
+from spatial_ttt_ros.classes import CLASSES
+from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.ttt.backbone import BackboneConfig, TTTBackbone
 from spatial_ttt_ros.ttt.state import StreamingState
 
@@ -80,8 +89,9 @@ class MemoryConfig:
     # without this field (checkpoints before the map) loads as False.
     spatial_map: bool = True
     map_dim: int = 64  # key/value width of the map's fast weights
-    map_sigma: float = 0.06  # key kernel width (normalised units: 0.3 m)
-    map_hidden_ratio: float = 16.0  # fast-weight hidden = ratio * map_dim: kernel sidelobes ~ 1/sqrt(hidden)
+    map_period: float = 3.2  # the map's keys live on a torus of this side (normalised: 16 m; larger spans alias)
+    map_hidden_ratio: float = 16.0  # fast-weight hidden = ratio * map_dim = place cells (a square: 32 x 32)
+    map_free_samples: int = 6  # free-space samples written per geometry cell's depth ray (room extent); 0: none
 
     @property
     def tokens_per_frame(self) -> int:
@@ -223,11 +233,12 @@ class SpatialMemoryModel(nn.Module):
             self.smap = SpatialMap(
                 self.cfg.d_model,
                 self.cfg.map_dim,
-                sigma=self.cfg.map_sigma,
+                period=self.cfg.map_period,
                 hidden_ratio=self.cfg.map_hidden_ratio,
                 lr_scale=0.0 if no_write else 1.0,
                 chunk_frames=self.cfg.chunk_frames,
                 max_objects=self.cfg.max_objects,
+                free_per_frame=self.cfg.grid[0] * self.cfg.grid[1] * self.cfg.map_free_samples,
             )
         if self.cfg.readout == "grid":
             self.decoder = GridDecoder(self.cfg.d_model, self.cfg.grid_cells,
@@ -242,6 +253,11 @@ class SpatialMemoryModel(nn.Module):
     @property
     def n_slots(self) -> int:
         return self.decoder.n_slots
+
+    @property
+    def writes_map(self) -> bool:
+        """True when this model has a position-keyed map and its variant writes it."""
+        return self.smap is not None and self.variant not in ("frozen", "swa", "full_context")
 
     def state_signature(self) -> dict:
         """Signature of the streaming state (backbone, plus the map when the model has one)."""
@@ -259,18 +275,41 @@ class SpatialMemoryModel(nn.Module):
         return StreamingState(state.layers[:n], state.frames_seen, state.signature), state.layers[n]
 
     def map_inputs(self, obj, obj_valid, origin):
-        """Object tokens -> (xy [B, F*M, 2] normalised, raw value fields [B, F*M, RAW_DIM], valid [B, F*M])."""
+        """Object tokens -> (xy [B, F, M, 2] normalised, raw value fields [B, F, M, RAW_DIM], valid [B, F, M])."""
         s = 1.0 / self.cfg.pos_scale
         c = obj[..., OBJ_FIELDS["center"]]
         xy = (c[..., :2] - origin[:, None, None, :2]) * s  # [B, F, M, 2]
         t = obj[..., OBJ_FIELDS["time"]]
         raw = torch.cat(
             [obj[..., OBJ_FIELDS["class_onehot"]], obj[..., OBJ_FIELDS["score"]], xy, c[..., 2:3] * s,
-             obj[..., OBJ_FIELDS["log_size"]], t, t * t], -1
+             obj[..., OBJ_FIELDS["log_size"]], t, t * t, torch.exp(SIZE_POWER * obj[..., OBJ_FIELDS["log_size"]])], -1
         )  # [B, F, M, RAW_DIM]
         v = obj_valid.bool()
         raw = raw * v.unsqueeze(-1).to(raw.dtype)
-        return xy.flatten(1, 2), raw.flatten(1, 2), v.flatten(1, 2)
+        return xy, raw, v
+
+    def free_space_samples(self, ego, geo, origin, min_valid: float = 0.2, stop_short: float = 0.15):
+        """Points on the floor between the camera and what each geometry cell's depth ray hits.
+
+        ego [B, F, EGO_DIM], geo [B, F, GH, GW, GEO_DIM] -> (xy [B, F, GH*GW*K, 2] normalised,
+        valid [B, F, GH*GW*K]) with K = map_free_samples evenly spaced along each ray, stopping
+        ``stop_short`` m before the hit (the wall itself is not floor); cells with less than
+        ``min_valid`` valid depth write nothing. Why: the seen floor area is the room's extent.
+        """
+        k = self.cfg.map_free_samples
+        s = 1.0 / self.cfg.pos_scale
+        cam = (ego[..., EGO_FIELDS["position"]][..., :2] - origin[:, None, :2]) * s  # [B, F, 2]
+        g = geo.flatten(2, 3)  # [B, F, R, G]
+        hit = (g[..., GEO_FIELDS["mean_xyz"]][..., :2] - origin[:, None, None, :2]) * s  # [B, F, R, 2]
+        ray = hit - cam.unsqueeze(2)
+        length = ray.norm(dim=-1, keepdim=True)  # [B, F, R, 1]
+        keep = (1.0 - stop_short * s / length.clamp_min(1e-6)).clamp_min(0.0)
+        frac = (torch.arange(k, dtype=ray.dtype, device=ray.device) + 0.5) / k  # [K]
+        pts = cam[:, :, None, None, :] + (frac[:, None] * keep.unsqueeze(-2)) * ray.unsqueeze(-2)  # [B, F, R, K, 2]
+        ok = (g[..., GEO_FIELDS["valid_fraction"]][..., 0] >= min_valid) & (length[..., 0] > stop_short * s)
+        ok = ok & torch.isfinite(hit).all(-1)
+        pts = torch.where(ok[..., None, None], pts, torch.zeros_like(pts))
+        return pts.flatten(2, 3), ok.unsqueeze(-1).expand(-1, -1, -1, k).flatten(2, 3)
 
     def observe(self, ego, geo, obj, obj_valid, origin, state=None):
         """Write frames into the memory; returns the new streaming state."""
@@ -284,8 +323,13 @@ class SpatialMemoryModel(nn.Module):
             mstate = self.smap.init_state(x.shape[0], x.device)
         xy, raw, v = self.map_inputs(obj, obj_valid, origin)
         m0 = 1 + self.cfg.grid[0] * self.cfg.grid[1]
-        y_obj = y[:, :, m0:].flatten(1, 2)  # [B, F*M, D] backbone outputs of the object tokens
-        mstate = self.smap.write(mstate, self.smap.keys(xy), self.smap.values(raw, y_obj), v, frames_seen)
+        vals = self.smap.values(raw, y[:, :, m0:])  # [B, F, M, dk]; y: backbone outputs of the object tokens
+        if self.cfg.map_free_samples > 0:
+            fxy, fv = self.free_space_samples(ego, geo, origin)
+            xy, v = torch.cat([xy, fxy], 2), torch.cat([v, fv], 2)
+            vals = torch.cat([vals, self.smap.free_values(fv.shape, x.device)], 2)
+        keys = self.smap.keys(xy.flatten(1, 2))
+        mstate = self.smap.write(mstate, keys, vals.flatten(1, 2), v.flatten(1, 2), frames_seen)
         return StreamingState(bstate.layers + [mstate], bstate.frames_seen, self.state_signature())
 
     def decode(self, state, batch: int) -> DecodedSlots:
@@ -297,6 +341,19 @@ class SpatialMemoryModel(nn.Module):
             return self.decoder(lambda q: self.backbone.read(bstate, q), batch, map_fn)
         q = self.decoder.queries(batch)  # [B, S+1, D]
         return self.decoder(self.backbone.read(state, q))
+
+    def decode_room(self, state, batch: int) -> torch.Tensor:
+        """The room readout alone (grid readout): [B, 5]."""
+        bstate, _ = self._split(state)
+        return self.decoder.room(lambda q: self.backbone.read(bstate, q), batch)
+
+    def read_map(self, state, settings: PeakSettings):
+        """Objects and seen floor read from the map (batch element 0): (list of map_readout.MapObject,
+        map_readout.MapRoom or None)."""
+        _, mstate = self._split(state)
+        reads, pos = read_map(self.smap, mstate, settings.cells)
+        objects = find_objects(reads, pos, self.smap.period, settings, self.cfg.pos_scale)
+        return objects, seen_floor(reads, pos, settings, self.cfg.pos_scale)
 
     def forward_stream(self, ego, geo, obj, obj_valid, origin, read_after: list[int]) -> list[DecodedSlots]:
         """Run a batch of streams, decoding after each frame count in ``read_after`` (sorted)."""
@@ -346,6 +403,8 @@ class TTTMemory:
         self.threshold = float(threshold if threshold is not None else info.get("decode_threshold", 0.5))
         self.merge_radius = float(merge_radius if merge_radius is not None else info.get("merge_radius", 0.3))
         self.nms = bool(nms if nms is not None else info.get("decode_nms", False))
+        # Models that write the map read their objects from it (memory/map_readout.py).
+        self.peak_settings = PeakSettings.from_info(info)
         self.device = device
         self.chunk_frames = model.cfg.chunk_frames
         self.reset()
@@ -412,7 +471,7 @@ class TTTMemory:
         if self._decoded_at is not None and self._decoded_at[0] == key:
             inv = self._decoded_at[1]  # same state; only the stamp of the newest frame moved on
             return dataclasses.replace(inv, objects=list(inv.objects), stamp=self.last_stamp)
-        inv = slots_to_inventory(
+        inv = self._map_inventory() if self.model.writes_map else slots_to_inventory(
             self.decoded(),
             origin=self.origin,
             pos_scale=self.model.cfg.pos_scale,
@@ -425,6 +484,38 @@ class TTTMemory:
         )
         self._decoded_at = (key, inv)
         return inv
+
+    def _map_inventory(self) -> Inventory:
+        """Objects from the map's peaks, room extent from the map's seen floor."""
+        self._flush()
+        cfg = self.model.cfg
+        with torch.no_grad():
+            found, floor = self.model.read_map(self.state, self.peak_settings)
+        s = self.peak_settings.min_observations
+        objects = [
+            InventoryObject(
+                label=CLASSES[o.class_id],
+                center=np.array([*(o.xy * cfg.pos_scale + self.origin[:2]), o.z * cfg.pos_scale]),
+                size=np.exp(np.clip(o.log_size, -4.0, 2.5)),
+                first_seen=o.first_seen / TIME_SCALE,
+                confidence=float(min(1.0, o.observations / (4.0 * s))),
+            )
+            for o in found
+        ]
+        objects.sort(key=lambda o: o.first_seen)
+        if floor is not None:  # the seen floor; the room readout only when no floor was written
+            o = self.origin[:2]
+            room_out = Room(area_m2=floor.area, min_xy=floor.min_xy * cfg.pos_scale + o, max_xy=floor.max_xy * cfg.pos_scale + o)
+        else:
+            with torch.no_grad():
+                room = self.model.decode_room(self.state, 1)[0]  # [5]
+            room_out = room_from_vector(room.float().cpu().numpy(), self.origin, cfg.pos_scale)
+        return Inventory(
+            objects=objects,
+            room=room_out,
+            stamp=self.last_stamp,
+            start_stamp=self.start_stamp,
+        )
 
     def state_bytes(self) -> int:
         n = 0 if self.state is None else int(self.state.nbytes())

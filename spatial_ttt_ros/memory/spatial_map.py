@@ -1,25 +1,30 @@
-"""Position-keyed TTT memory: a fast-weight map written at object positions, read at cell centres.
+"""Position-keyed TTT memory: a fast-weight map written at object positions (and along depth rays).
 
 Why: the grid readout asks "what is at (x, y)?", but the backbone's fast-weight keys
 are learned from mixed content embeddings, and learning location-keyed storage
 through them is a second-order signal that 1,600 CPU steps did not find. This map
 gives the memory an explicit spatial key path:
 
-    key(xy)   = L2norm(A [cos(Omega xy + b)])      random Fourier features of the
-                                                    normalised position (a Gaussian
-                                                    kernel of width ``sigma``) through a
-                                                    learned projection A (init identity)
+    key(xy)   = L2norm(A phi(xy))                   phi: cos/sin of harmonics 0..15 of x and
+                                                    of y on a torus of side ``period`` (16 m),
+                                                    A a learned projection (init identity)
     value     = V_raw(object token fields) + V_y(backbone output of the object token)
     f_W(k)    = W1 (silu(W0 k) * (W2 k))            ttt.fast_weights' SwiGLU, one head
 
+W0 and W2 start as *place cells* (``_place_cells``): hidden unit j fires only near its
+point of a 32 x 32 lattice over the torus, so the read-out kernel h(q).h(k) is a bump
+of about 0.35 m half width with nothing far away. (Random Fourier features, used
+before, left sidelobes of about 4 % of the peak for every write; over a 1,000-frame
+stream they added up to a floor of 4-7 observations everywhere, and real objects seen
+10-20 times drowned in it.) Positions more than ``period`` apart alias.
+
 Writing is TTT: per chunk of ``chunk_frames`` frames, one inner gradient step on
-L = -sum_i eta_i <f_W(k_i), v_i> over the chunk's valid object tokens (apply-then-
-update chunking as in the backbone; ``fast_weights.inner_grad`` gives the gradient).
-The step is taken on W1 only: W0 and W2 are the map's *key feature map*
-(h(k) = silu(W0 k) * (W2 k), learned in the outer loop) and stay at their slow
-values, so the read-out kernel h(q).h(k) stays a stable function of distance however
-long the stream runs. With W1 alone, the step has no feedback (dL/dW1 does not
-depend on W1), so no renormalisation is needed and reading gives exactly
+L = -sum_i eta_i <f_W(k_i), v_i> over the chunk's valid tokens (apply-then-update
+chunking as in the backbone; ``fast_weights.inner_grad`` gives the gradient). The
+step is taken on W1 only: W0 and W2 are the map's *key feature map* and stay at their
+slow values, so the kernel stays a stable function of distance however long the stream
+runs. With W1 alone, the step has no feedback (dL/dW1 does not depend on W1), so no
+renormalisation is needed and reading gives exactly
 
     f_W(q) - f_slow(q) = sum_i eta_i (h(q) . h(k_i)) v_i
 
@@ -29,8 +34,12 @@ state is the fast W1 plus one pending chunk: constant size.
 
 Value layout at initialisation (V_raw), so the map works before any training:
 channel 0 = 1 (presence: reads back the kernel-weighted observation count), 1-2 = xy,
-3 = z, 4-6 = log size, 7 = time, 8 = time^2, 9.. = class one-hot, rest learned.
-``features`` turns a read into scale-free decoder inputs (log presence, channel
+3 = z, 4-6 = log size, 7 = time, 8 = time^2, 9-24 = class one-hot, 25-40 / 41-56 =
+per-class novelty and novelty * time (written by ``step`` from what the map already
+held: the first sighting), 57-59 = size^4 (a power mean that favours the fuller views),
+60 = free space (written by floor samples along the depth rays, not by objects), rest
+learned. ``memory/map_readout.py`` reads objects and the seen floor from it;
+``features`` turns a read into the grid decoder's inputs (log presence, channel
 ratios = kernel-weighted means, centroid offset from the cell centre).
 """
 
@@ -45,8 +54,17 @@ from spatial_ttt_ros.perception.tokens import OBJ_FIELDS
 from spatial_ttt_ros.ttt.fast_weights import FastWeightSwiGLU, inner_grad, swiglu_apply
 
 N_CLASS_ONEHOT = OBJ_FIELDS["class_onehot"].stop - OBJ_FIELDS["class_onehot"].start
-RAW_DIM = N_CLASS_ONEHOT + 1 + 2 + 1 + 3 + 2  # one-hot, score, xy, z, log size, time, time^2
+RAW_DIM = N_CLASS_ONEHOT + 1 + 2 + 1 + 3 + 2 + 3  # one-hot, score, xy, z, log size, time, time^2, size^SIZE_POWER
+SIZE_POWER = 4.0  # the mean of size^4 weights the larger (fuller) views of an object: most views are partial
 CH_PRESENCE, CH_XY, CH_Z, CH_LOGSIZE, CH_TIME, CH_TIME2, CH_CLASS = 0, 1, 3, 4, 7, 8, 9
+# Written at update time from what the map already holds (see SpatialMap.step), one per class:
+# novelty * class one-hot, novelty * time * class one-hot.
+CH_BIRTH = CH_CLASS + N_CLASS_ONEHOT
+CH_BIRTH_T = CH_BIRTH + N_CLASS_ONEHOT
+CH_SIZE_POW = CH_BIRTH_T + N_CLASS_ONEHOT  # 3 channels: size^SIZE_POWER (metres) along x, y, z
+CH_FREE = CH_SIZE_POW + 3  # free space: written by floor samples along the depth rays, not by objects
+N_CHANNELS = CH_FREE + 1  # channels with a fixed meaning; the rest are free (learned)
+NOVELTY_SCALE = 0.25
 
 
 class SpatialFastWeights(FastWeightSwiGLU):
@@ -66,28 +84,41 @@ class SpatialMap(nn.Module):
         self,
         d_model: int,
         d_key: int = 64,
-        hidden_ratio: float = 4.0,
-        sigma: float = 0.06,
+        hidden_ratio: float = 16.0,
+        period: float = 3.2,
+        sharpness: float = 20.0,
+        threshold: float = 1.5,
         lr_base: float = 1e-3,
         lr_scale: float = 1.0,
         chunk_frames: int = 8,
         max_objects: int = 16,
+        free_per_frame: int = 0,
     ) -> None:
         super().__init__()
+        if d_key % 4 or d_key < N_CHANNELS:
+            raise ValueError(
+                f"map key width must be a multiple of 4 (cos/sin of x and y) and hold the {N_CHANNELS} value "
+                f"channels with a fixed meaning, got {d_key}"
+            )
         self.d_key = d_key
-        self.chunk_tokens = chunk_frames * max_objects  # only object tokens are written
+        self.period = float(period)
+        self.tokens_per_frame = max_objects + free_per_frame  # object tokens, then free-space samples
+        self.chunk_tokens = chunk_frames * self.tokens_per_frame
         self.max_objects = max_objects
-        # Random Fourier features: E[phi(x).phi(x')] = exp(-|x - x'|^2 / (2 sigma^2)).
-        self.omega = nn.Parameter(torch.randn(d_key // 2, 2) / sigma)  # [dk/2, 2]
-        self.phase = nn.Parameter(torch.rand(d_key // 2) * 2 * math.pi)  # [dk/2]
+        n_harm = d_key // 4
+        self.register_buffer("harmonics", torch.arange(n_harm, dtype=torch.float32), persistent=False)  # [nh]
         self.key_proj = nn.Linear(d_key, d_key, bias=False)  # learned projection, init identity
         nn.init.eye_(self.key_proj.weight)
         self.fw = SpatialFastWeights(d_key, 1, hidden_ratio, lr_base, lr_scale)
+        cells = int(round(math.sqrt(self.fw.hidden)))
+        if cells * cells != self.fw.hidden:
+            raise ValueError(f"map hidden width {self.fw.hidden} must be a square (one place cell per lattice point)")
         with torch.no_grad():
-            # rows of norm sqrt(dk): pre-activations ~ N(0, 1) for unit keys (a sharper kernel)
-            self.fw.w0.mul_(math.sqrt(d_key))
-            self.fw.w2.mul_(math.sqrt(d_key))
+            w0, w2 = self._place_cells(cells, sharpness, threshold)
+            self.fw.w0.copy_(w0.view_as(self.fw.w0))
+            self.fw.w2.copy_(w2.view_as(self.fw.w2))
         self.hidden = self.fw.hidden
+        self.cell_spacing = self.period / cells  # normalised units between neighbouring place cells
         # Values: raw object fields (fixed layout at init, see module doc) + backbone output (zero init).
         self.v_raw = nn.Linear(RAW_DIM, d_key)
         self.v_y = nn.Linear(d_model, d_key, bias=False)
@@ -103,20 +134,65 @@ class SpatialMap(nn.Module):
                 w[CH_LOGSIZE + j, c + 4 + j] = 1.0
             w[CH_TIME, c + 7] = 1.0
             w[CH_TIME2, c + 8] = 1.0
+            for j in range(3):
+                w[CH_SIZE_POW + j, c + 9 + j] = 1.0
             for j in range(N_CLASS_ONEHOT):
                 w[CH_CLASS + j, j] = 1.0
             self.v_raw.weight.copy_(w)
             self.v_raw.bias.copy_(b)
-        # Read-out kernel peak h(k).h(k) ~ hidden * E[silu(a)^2 g^2]: reads are divided by it,
-        # so the presence channel is about sum(eta) over nearby observations / lr_base.
-        self.register_buffer("read_scale", torch.tensor(1.0 / (lr_base * 0.35 * self.hidden)), persistent=False)
+        # Reads are divided by the kernel's peak h(k).h(k) (averaged over positions between the
+        # lattice points), so the presence channel reads sum(eta) over nearby observations / lr_base,
+        # i.e. about the number of observations written there.
+        with torch.no_grad():
+            g = (torch.arange(4 * cells, dtype=torch.float32) + 0.5) * self.period / (4 * cells)
+            probe = torch.stack(torch.meshgrid(g[:8], g[:8], indexing="ij"), -1).reshape(-1, 2)
+            peak = self.features_of(self.keys(probe)).pow(2).sum(-1).mean()
+        self.register_buffer("read_scale", 1.0 / (lr_base * peak), persistent=False)
 
     # ------------------------------------------------------------------ pieces
     def keys(self, xy: Tensor) -> Tensor:
-        """[..., 2] normalised world xy -> [..., dk] unit keys."""
-        a = xy @ self.omega.t() + self.phase  # [..., dk/2]
-        phi = torch.cat([a.cos(), a.sin()], -1) * math.sqrt(2.0 / self.d_key)
+        """[..., 2] normalised world xy -> [..., dk] unit keys: cos/sin of harmonics 0..nh-1 of x and of
+        y on the torus of side ``period`` (harmonic 0 gives the constant channel the place cells' bias uses).
+        """
+        a = (2.0 * math.pi / self.period) * xy.unsqueeze(-1) * self.harmonics  # [..., 2, nh]
+        phi = torch.cat([a[..., 0, :].cos(), a[..., 0, :].sin(), a[..., 1, :].cos(), a[..., 1, :].sin()], -1)
         return nn.functional.normalize(self.key_proj(phi), dim=-1, eps=1e-6)
+
+    def _place_cells(self, cells: int, sharpness: float, threshold: float) -> tuple[Tensor, Tensor]:
+        """Slow weights W0, W2 [hidden, dk] that make the hidden units place cells on a cells x cells
+        lattice over the torus.
+
+        With K1(d) = sum_n taper_n cos(2 pi n d / period) (a Hann-tapered 1-D kernel, peak 1, tiny
+        sidelobes), unit j at lattice point c_j computes
+            a_j = sharpness * (K1(x - cx_j) + K1(y - cy_j) - threshold),   b_j = (K1(x - cx_j) + K1(y - cy_j)) / 2
+        and h_j = silu(a_j) * b_j fires only near c_j (both 1-D kernels high). The read-out kernel
+        h(q).h(k) is then a bump of about 0.35 m half width (at half height) with no far-field sidelobes, unlike
+        random Fourier features, whose sidelobes add up over a long stream.
+        """
+        nh = self.d_key // 4
+        taper = 0.5 * (1.0 + torch.cos(math.pi * torch.arange(nh, dtype=torch.float32) / nh))
+        taper = taper / taper.sum()
+        g = (torch.arange(cells, dtype=torch.float32) + 0.5) * self.period / cells
+        centres = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)  # [hidden, 2]
+        a = (2.0 * math.pi / self.period) * centres.unsqueeze(-1) * self.harmonics  # [hidden, 2, nh]
+        # K1(x - c) = sum_n taper_n (cos(nx) cos(nc) + sin(nx) sin(nc)): linear in the raw key phi(x)
+        w = torch.cat([taper * a[:, 0].cos(), taper * a[:, 0].sin(), taper * a[:, 1].cos(), taper * a[:, 1].sin()], -1)
+        norm = math.sqrt(2.0 * nh)  # |phi| (keys are unit vectors: phi / norm)
+        w0 = sharpness * norm * w
+        w0[:, 0] -= sharpness * threshold * norm  # phi channel 0 = cos(0) = 1: the bias
+        w2 = 0.5 * norm * w
+        return w0, w2
+
+    def features_of(self, k: Tensor) -> Tensor:
+        """Unit keys [..., dk] -> the slow key features h(k) = silu(W0 k) * (W2 k) [..., hidden]."""
+        w0, w2 = self.fw.w0.reshape(self.fw.hidden, self.d_key), self.fw.w2.reshape(self.fw.hidden, self.d_key)
+        return torch.nn.functional.silu(k @ w0.t()) * (k @ w2.t())
+
+    def free_values(self, shape: tuple[int, ...], device=None) -> Tensor:
+        """Values of free-space samples: [*shape, dk], 1 in CH_FREE and 0 elsewhere (no presence, no class)."""
+        v = torch.zeros(*shape, self.d_key, device=device)
+        v[..., CH_FREE] = 1.0
+        return v
 
     def values(self, raw: Tensor, y: Tensor) -> Tensor:
         """raw [..., RAW_DIM], y [..., d_model] -> [..., dk]."""
@@ -131,10 +207,36 @@ class SpatialMap(nn.Module):
     def _unprefix(st: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k[4:]: v for k, v in st.items() if k.startswith("map_")}
 
-    def write(self, st: dict, k: Tensor, v: Tensor, valid: Tensor, frames_seen: int) -> dict:
-        """Write object tokens of whole frames.
+    def step(self, s: dict, k: Tensor, v: Tensor, eta: Tensor) -> dict:
+        """One inner step on a chunk (k, v [B, 1, C, dk], eta [B, 1, C]) of the unprefixed state ``s``.
 
-        k, v: [B, F*M, dk]; valid [B, F*M] bool; frames_seen: frames written before these.
+        Before the step, the chunk reads the map (apply-then-update): an observation of a class the
+        map does not yet hold at that place is *novel*; its novelty exp(-held / NOVELTY_SCALE) and
+        novelty * time are written into its class's birth channels, so the map remembers when each object was
+        first seen (the time channels alone only give the mean and spread of all sightings, and
+        objects are revisited). Reads the class and time from the value layout (channels CH_CLASS..,
+        CH_TIME).
+        """
+        if v.shape[-1] >= N_CHANNELS:
+            held = self._read_state(s, k)  # [B, 1, C, dk]: what the map held before this chunk
+            cls = v[..., CH_CLASS:CH_BIRTH]
+            own = (held[..., CH_CLASS:CH_BIRTH] * cls).sum(-1, keepdim=True) / cls.sum(-1, keepdim=True).clamp_min(1e-6)
+            novelty = torch.exp(-own.clamp_min(0.0) / NOVELTY_SCALE) * cls  # [B, 1, C, n_classes]
+            t = v[..., CH_TIME : CH_TIME + 1]
+            v = torch.cat([v[..., :CH_BIRTH], novelty, novelty * t, v[..., CH_SIZE_POW:]], -1)  # no in-place: autograd
+        return self.fw.update(s, k, v, eta)
+
+    def _read_state(self, s: dict, q: Tensor) -> Tensor:
+        """Unit keys q [B, 1, N, dk] -> f_W(q) - f_slow(q) [B, 1, N, dk], in observation units."""
+        dw1 = s["w1"] - self.fw.w1.float().unsqueeze(0)  # the written content
+        h = torch.nn.functional.silu(q @ s["w0"].transpose(-1, -2)) * (q @ s["w2"].transpose(-1, -2))
+        return (h @ dw1.transpose(-1, -2)) * self.read_scale
+
+    def write(self, st: dict, k: Tensor, v: Tensor, valid: Tensor, frames_seen: int) -> dict:
+        """Write the tokens of whole frames (per frame: object tokens, then free-space samples).
+
+        k, v: [B, F*T, dk] with T = tokens_per_frame; valid [B, F*T] bool; frames_seen: frames
+        written before these.
         Same chunk boundaries as the backbone (chunk_frames frames): the step fires when a
         chunk completes; a partial chunk waits in the pending buffer.
         """
@@ -143,7 +245,7 @@ class SpatialMap(nn.Module):
         k4, v4 = k.unsqueeze(1).float(), v.unsqueeze(1).float()  # [B, 1, N, dk]
         n = k.shape[1]
         chunk = self.chunk_tokens
-        pending = (frames_seen * self.max_objects) % chunk
+        pending = (frames_seen * self.tokens_per_frame) % chunk
         start = 0
         while start < n:
             m = min(chunk - pending, n - start)
@@ -154,7 +256,7 @@ class SpatialMap(nn.Module):
             end = pending + m
             s = dict(s)
             if end == chunk:
-                s = self.fw.update(s, keys, vals, etas)
+                s = self.step(s, keys, vals, etas)
                 s["pend_k"], s["pend_v"], s["pend_eta"] = keys * 0, vals * 0, etas * 0
                 pending = 0
             else:
@@ -174,13 +276,8 @@ class SpatialMap(nn.Module):
         """
         s = self._unprefix(st)
         if bool((s["pend_eta"] != 0).any()):
-            s = self.fw.update(s, s["pend_k"], s["pend_v"], s["pend_eta"])
-        q = self.keys(xy).unsqueeze(1).float()  # [B, 1, S, dk]
-        w1_slow = self.fw.w1.float().unsqueeze(0)  # [1, 1, dk, hid]
-        dw1 = s["w1"] - w1_slow  # the written content
-        w0 = s["w0"]
-        h = torch.nn.functional.silu(q @ w0.transpose(-1, -2)) * (q @ s["w2"].transpose(-1, -2))  # [B,1,S,hid]
-        return (h @ dw1.transpose(-1, -2)).squeeze(1) * self.read_scale  # [B, S, dk]
+            s = self.step(s, s["pend_k"], s["pend_v"], s["pend_eta"])
+        return self._read_state(s, self.keys(xy).unsqueeze(1).float()).squeeze(1)  # [B, S, dk]
 
     def read_cells(self, st: dict, centres: Tensor, cell: Tensor) -> Tensor:
         """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 5].
