@@ -263,7 +263,8 @@ class SpatialMemoryModel(nn.Module):
         """Signature of the streaming state (backbone, plus the map when the model has one)."""
         sig = self.backbone.signature()
         if self.smap is not None:
-            sig = {**sig, "spatial_map": {"dim": self.cfg.map_dim, "hidden": self.smap.hidden}}
+            sig = {**sig, "spatial_map": {"dim": self.cfg.map_dim, "hidden": self.smap.hidden, "keys": "torus_place_cells",
+                                          "period": self.smap.period, "tokens_per_frame": self.smap.tokens_per_frame}}
         return sig
 
     def _split(self, state):
