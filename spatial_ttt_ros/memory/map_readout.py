@@ -159,7 +159,8 @@ def find_objects(reads: Tensor, pos: Tensor, period: float, settings: PeakSettin
         c, y, x = int(c), int(y), int(x)
         ys = torch.arange(y - r, y + r + 1).remainder(G)
         xs = torch.arange(x - r, x + r + 1).remainder(G)
-        w = dens[c][ys][:, xs].clamp_min(0.0)  # [W, W] class observations around the peak
+        nb = reads[ys][:, xs]  # [W, W, dk]: the reads around the peak
+        w = nb[..., CH_CLASS + c].clamp_min(0.0)  # class observations around the peak
         # centroid in positions relative to the peak (the neighbourhood may wrap the grid edge)
         rel = pos[ys][:, xs] - pos[y, x]
         rel = rel - torch.round(rel / period) * period
@@ -168,8 +169,8 @@ def find_objects(reads: Tensor, pos: Tensor, period: float, settings: PeakSettin
         pres = max(float(rd[CH_PRESENCE]), 1e-6)
         # First seen: the earliest birth of the class in the neighbourhood (a first sighting from
         # afar is often displaced by depth noise, so it need not lie at the peak itself).
-        birth = reads[ys][:, xs][..., CH_BIRTH + c]
-        t_birth = reads[ys][:, xs][..., CH_BIRTH_T + c] / birth.clamp_min(1e-6)
+        birth = nb[..., CH_BIRTH + c]
+        t_birth = nb[..., CH_BIRTH_T + c] / birth.clamp_min(1e-6)
         born = birth > BIRTH_MIN
         if bool(born.any()):
             t_first = float(t_birth[born].min())

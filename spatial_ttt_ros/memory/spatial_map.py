@@ -185,8 +185,7 @@ class SpatialMap(nn.Module):
 
     def features_of(self, k: Tensor) -> Tensor:
         """Unit keys [..., dk] -> the slow key features h(k) = silu(W0 k) * (W2 k) [..., hidden]."""
-        w0, w2 = self.fw.w0.reshape(self.fw.hidden, self.d_key), self.fw.w2.reshape(self.fw.hidden, self.d_key)
-        return torch.nn.functional.silu(k @ w0.t()) * (k @ w2.t())
+        return self._features_state({"w0": self.fw.w0[0], "w2": self.fw.w2[0]}, k)
 
     def free_values(self, shape: tuple[int, ...], device=None) -> Tensor:
         """Values of free-space samples: [*shape, dk], 1 in CH_FREE and 0 elsewhere (no presence, no class)."""
@@ -226,11 +225,15 @@ class SpatialMap(nn.Module):
             v = torch.cat([v[..., :CH_BIRTH], novelty, novelty * t, v[..., CH_SIZE_POW:]], -1)  # no in-place: autograd
         return self.fw.update(s, k, v, eta)
 
+    @staticmethod
+    def _features_state(s: dict, q: Tensor) -> Tensor:
+        """Unit keys q [..., dk] -> key features h(q) = silu(W0 q) * (W2 q) [..., hidden] under s's W0, W2."""
+        return torch.nn.functional.silu(q @ s["w0"].transpose(-1, -2)) * (q @ s["w2"].transpose(-1, -2))
+
     def _read_state(self, s: dict, q: Tensor) -> Tensor:
         """Unit keys q [B, 1, N, dk] -> f_W(q) - f_slow(q) [B, 1, N, dk], in observation units."""
         dw1 = s["w1"] - self.fw.w1.float().unsqueeze(0)  # the written content
-        h = torch.nn.functional.silu(q @ s["w0"].transpose(-1, -2)) * (q @ s["w2"].transpose(-1, -2))
-        return (h @ dw1.transpose(-1, -2)) * self.read_scale
+        return (self._features_state(s, q) @ dw1.transpose(-1, -2)) * self.read_scale
 
     def write(self, st: dict, k: Tensor, v: Tensor, valid: Tensor, frames_seen: int) -> dict:
         """Write the tokens of whole frames (per frame: object tokens, then free-space samples).
