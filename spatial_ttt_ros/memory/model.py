@@ -58,6 +58,7 @@ from spatial_ttt_ros.ttt.backbone import BackboneConfig, TTTBackbone
 from spatial_ttt_ros.ttt.state import StreamingState
 
 VARIANTS = ("ttt", "frozen", "no_conv", "momentum", "muon", "swa", "full_context")
+NO_MAP_WRITES = ("frozen", "swa", "full_context")  # variants without a TTT memory never write the map
 
 
 @dataclass
@@ -229,7 +230,7 @@ class SpatialMemoryModel(nn.Module):
         self.smap = None
         if self.cfg.spatial_map and self.cfg.readout == "grid":
             # Variants without a TTT memory (frozen, swa, full_context) never write the map.
-            no_write = variant in ("frozen", "swa", "full_context")
+            no_write = variant in NO_MAP_WRITES
             self.smap = SpatialMap(
                 self.cfg.d_model,
                 self.cfg.map_dim,
@@ -257,7 +258,7 @@ class SpatialMemoryModel(nn.Module):
     @property
     def writes_map(self) -> bool:
         """True when this model has a position-keyed map and its variant writes it."""
-        return self.smap is not None and self.variant not in ("frozen", "swa", "full_context")
+        return self.smap is not None and self.variant not in NO_MAP_WRITES
 
     def state_signature(self) -> dict:
         """Signature of the streaming state (backbone, plus the map when the model has one)."""
