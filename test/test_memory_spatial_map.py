@@ -215,3 +215,16 @@ def test_map_readout_unwraps_the_torus_where_nothing_was_written():
     assert sorted(found) == [2, 7]
     np.testing.assert_allclose(found[2], [1.2, 0.0], atol=0.02)
     np.testing.assert_allclose(found[7], [2.2, 0.3], atol=0.02)
+
+
+def test_cached_grid_features_read_like_direct_reads_and_follow_the_weights():
+    m = SpatialMap(32, d_key=64, chunk_frames=4, max_objects=16)
+    with torch.no_grad():
+        st = _write_one(m, [0.3, -0.4], cls=4, n_obs=6)  # one step plus a pending half chunk
+        pos = m.grid_positions(32).reshape(1, -1, 2)
+        direct = m.read(st, pos)
+        cached = m.read_at_features(st, m.grid_features(32))
+        torch.testing.assert_close(cached, direct, rtol=1e-4, atol=1e-4)
+        assert m.grid_features(32) is m.grid_features(32)  # computed once
+        m.fw.w0.mul_(1.5)  # the slow weights changed (e.g. loaded or trained): recomputed
+        torch.testing.assert_close(m.read_at_features(st, m.grid_features(32)), m.read(st, pos), rtol=1e-4, atol=1e-4)

@@ -108,11 +108,9 @@ def read_map(smap: SpatialMap, state: dict, cells: int) -> tuple[Tensor, Tensor]
     -> (reads [cells(y), cells(x), dk] in observation units, query positions [cells, cells, 2]).
     """
     step = smap.period / cells
-    idx = (torch.arange(cells, dtype=torch.float32) + 0.5 - cells / 2) * step
-    gy, gx = torch.meshgrid(idx, idx, indexing="ij")
-    pos = torch.stack([gx, gy], -1)  # [G, G, 2] around the stream origin
+    idx = smap.grid_positions(cells)[0, :, 0]  # [G]: the grid's axis (the same for x and y)
     state0 = {k: v[:1] for k, v in state.items()}
-    reads = smap.read(state0, pos.reshape(1, -1, 2))[0].reshape(cells, cells, -1)
+    reads = smap.read_at_features(state0, smap.grid_features(cells))[0].reshape(cells, cells, -1)
     written = (reads[..., CH_PRESENCE].abs() + reads[..., CH_FREE].abs()) > 0.1  # [G, G]
     cut_x = _cut(written.any(0).numpy())
     cut_y = _cut(written.any(1).numpy())

@@ -277,10 +277,43 @@ class SpatialMap(nn.Module):
         The pending (incomplete) chunk is included by a temporary step (state unchanged), so a
         read sees every frame written so far.
         """
+        return self._read_state(self._with_pending(st), self.keys(xy).unsqueeze(1).float()).squeeze(1)  # [B, S, dk]
+
+    def _with_pending(self, st: dict) -> dict:
+        """The unprefixed state with the pending (incomplete) chunk stepped in (``st`` unchanged)."""
         s = self._unprefix(st)
         if bool((s["pend_eta"] != 0).any()):
             s = self.step(s, s["pend_k"], s["pend_v"], s["pend_eta"])
-        return self._read_state(s, self.keys(xy).unsqueeze(1).float()).squeeze(1)  # [B, S, dk]
+        return s
+
+    def read_at_features(self, st: dict, h: Tensor) -> Tensor:
+        """Like ``read`` for queries given by their slow key features h [S, hidden] -> [B, S, dk].
+
+        Why: the map's W0, W2 never move (the step updates W1 only), so the features of a fixed
+        grid of location queries can be computed once (``grid_features``) and a read is then one
+        matrix product with the written content.
+        """
+        s = self._with_pending(st)
+        dw1 = s["w1"] - self.fw.w1.float().unsqueeze(0)  # [B, 1, dk, hidden]: the written content
+        return (h @ dw1.transpose(-1, -2)).squeeze(1) * self.read_scale
+
+    def grid_positions(self, cells: int) -> Tensor:
+        """[cells(y), cells(x), 2] normalised positions of a grid covering one torus period around 0."""
+        step = self.period / cells
+        idx = (torch.arange(cells, dtype=torch.float32) + 0.5 - cells / 2) * step
+        gy, gx = torch.meshgrid(idx, idx, indexing="ij")
+        return torch.stack([gx, gy], -1)
+
+    @torch.no_grad()
+    def grid_features(self, cells: int) -> Tensor:
+        """Slow key features of ``grid_positions(cells)``: [cells * cells, hidden], cached until the
+        slow weights change (inference only; training reads through ``read``)."""
+        w0 = self.fw.w0
+        key = (cells, w0.device, w0._version, self.fw.w2._version, self.key_proj.weight._version)
+        if getattr(self, "_grid_cache", (None,))[0] != key:
+            h = self.features_of(self.keys(self.grid_positions(cells).to(w0.device).reshape(-1, 2)))
+            self._grid_cache = (key, h)
+        return self._grid_cache[1]
 
     def read_cells(self, st: dict, centres: Tensor, cell: Tensor) -> Tensor:
         """Decoder features at cell centres [B, S, 2] (cell [B]) -> [B, S, dk + 5].
