@@ -2,7 +2,7 @@
 
 The map (memory/spatial_map.py) answers "what was written near (x, y)?" as kernel-weighted
 sums: per class, about how many observations of that class lie within the kernel (about
-0.3 m), plus their mean position, height, log size and, per class, when the class was first
+0.35 m), plus their mean position, height, log size and, per class, when the class was first
 written there. Reading it as an inventory is then peak finding, the same job an occupancy
 grid's object extractor does:
 
@@ -43,7 +43,6 @@ from spatial_ttt_ros.memory.spatial_map import (
     CH_BIRTH_T,
     CH_CLASS,
     CH_FREE,
-    CH_LOGSIZE,
     CH_PRESENCE,
     CH_SIZE_POW,
     CH_TIME,

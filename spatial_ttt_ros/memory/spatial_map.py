@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from spatial_ttt_ros.perception.tokens import OBJ_FIELDS
-from spatial_ttt_ros.ttt.fast_weights import FastWeightSwiGLU, inner_grad, swiglu_apply
+from spatial_ttt_ros.ttt.fast_weights import FastWeightSwiGLU, inner_grad
 
 N_CLASS_ONEHOT = OBJ_FIELDS["class_onehot"].stop - OBJ_FIELDS["class_onehot"].start
 RAW_DIM = N_CLASS_ONEHOT + 1 + 2 + 1 + 3 + 2 + 3  # one-hot, score, xy, z, log size, time, time^2, size^SIZE_POWER
@@ -64,7 +64,7 @@ CH_BIRTH_T = CH_BIRTH + N_CLASS_ONEHOT
 CH_SIZE_POW = CH_BIRTH_T + N_CLASS_ONEHOT  # 3 channels: size^SIZE_POWER (metres) along x, y, z
 CH_FREE = CH_SIZE_POW + 3  # free space: written by floor samples along the depth rays, not by objects
 N_CHANNELS = CH_FREE + 1  # channels with a fixed meaning; the rest are free (learned)
-NOVELTY_SCALE = 0.25
+NOVELTY_SCALE = 0.25  # observations of the class already there at which novelty falls to 1/e
 
 
 class SpatialFastWeights(FastWeightSwiGLU):
