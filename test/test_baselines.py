@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from spatial_ttt_ros.frames import ObjectObservation
-from spatial_ttt_ros.memory.baselines import METHODS, ObjectMapMemory, make_memory
+from spatial_ttt_ros.memory.object_map import ObjectMapMemory
+from spatial_ttt_ros.memory.factory import METHODS, make_memory
 from spatial_ttt_ros.memory.protocol import SpatialMemory
 from spatial_ttt_ros.perception.tokens import EGO_DIM, EGO_FIELDS, GEO_DIM, GEO_FIELDS, OBJ_DIM, FrameTokens
 

@@ -1,9 +1,9 @@
 """The shipped checkpoint loads and reproduces its recorded output on a fixed stream.
 
 The reference (test_memory_model_shipped.json) is produced by
-``.venv/bin/python -m spatial_ttt_ros.memory.checkpoint record test/test_memory_model_shipped.json``
+``.venv/bin/python -m spatial_ttt_ros.training.reference record test/test_memory_model_shipped.json``
 right after the checkpoint is trained; re-record it whenever the shipped weights change.
-The stream is ``memory.data.synthetic_tokens(48)``: numpy only, so the test does not
+The stream is ``training.data.synthetic_tokens(48)``: numpy only, so the test does not
 depend on the simulator or renderer.
 """
 
@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT, load_default_model, reference_output
-from spatial_ttt_ros.memory.model import MemoryConfig
+import torch
+
+from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT, load_default_model
+from spatial_ttt_ros.memory.methods import NO_MAP_WRITES
+from spatial_ttt_ros.memory.model import MemoryConfig, TTTMemory
+from spatial_ttt_ros.training.data import synthetic_tokens
+from spatial_ttt_ros.training.reference import reference_output
 
 REFERENCE = Path(__file__).with_suffix(".json")
 
@@ -50,6 +55,15 @@ def test_shipped_checkpoint_reproduces_recorded_output(shipped):
             assert a["value"] == pytest.approx(r["value"], rel=1e-2, abs=1e-2)
 
 
-def test_shipped_variants_load(shipped):
-    for variant in ("frozen", "no_conv", "swa", "full_context"):
-        assert load_default_model(variant).variant == variant
+@pytest.mark.parametrize("variant", ["ttt_frozen", "ttt_no_conv", "sliding_window", "full_context"])
+def test_shipped_variants_load_and_run(variant):
+    """Each variant runs on the shipped weights and does what its flags say: the ones without
+    a TTT memory leave the position-keyed map empty, the others write into it."""
+    mem = TTTMemory(load_default_model(variant))
+    for t in synthetic_tokens(n_frames=24):
+        mem.observe(t)
+    mem._flush()
+    with torch.no_grad():
+        r = mem.model.smap.read(mem.state.layers[-1], torch.zeros(1, 4, 2) + 0.1)
+    assert (float(r.abs().max()) == 0.0) == (variant in NO_MAP_WRITES)
+    assert mem.inventory().room is not None

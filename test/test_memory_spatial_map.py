@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from spatial_ttt_ros.memory.checkpoint import load_model, save_model
-from spatial_ttt_ros.memory.data import synthetic_tokens
+from spatial_ttt_ros.memory.methods import NO_MAP_WRITES
+from spatial_ttt_ros.training.data import synthetic_tokens
 from spatial_ttt_ros.memory.model import VARIANTS, MemoryConfig, SpatialMemoryModel, TTTMemory
 from spatial_ttt_ros.memory.map_readout import PeakSettings
 from spatial_ttt_ros.memory.occupancy import close_and_fill_holes
@@ -106,7 +107,7 @@ def map_model():
 def test_frozen_map_stores_nothing(map_model, tmp_path):
     path = tmp_path / "m.safetensors"
     save_model(path, map_model)
-    for variant, empty in (("ttt", False), ("frozen", True), ("swa", True), ("no_conv", False)):
+    for variant, empty in (("ttt", False), ("ttt_frozen", True), ("sliding_window", True), ("ttt_no_conv", False)):
         mem = TTTMemory(load_model(path, variant=variant), threshold=0.0)
         for t in synthetic_tokens(n_frames=16):
             mem.observe(t)
@@ -127,7 +128,7 @@ def test_map_variants_decode(map_model, tmp_path, variant):
     for t in synthetic_tokens(n_frames=24):
         mem.observe(t)
     inv = mem.inventory()
-    if variant in ("frozen", "swa", "full_context"):
+    if variant in NO_MAP_WRITES:
         # nothing written in the map: the grid cell readout (every cell at threshold 0)
         assert len(inv.objects) == 64
         return

@@ -9,7 +9,7 @@ import pytest
 
 from spatial_ttt_ros.evaluation.metrics import aggregate, mra, score_record, task_of
 from spatial_ttt_ros.evaluation.questions_io import load_questions
-from spatial_ttt_ros.reasoning.answer import Answer
+from spatial_ttt_ros.answer import Answer
 
 # ---------------------------------------------------------------- MRA
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from spatial_ttt_ros.frames import CameraFrame
-from spatial_ttt_ros.memory.baselines import ObjectMapMemory
-from spatial_ttt_ros.memory.front_end import FrontEnd
-from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, metadata_path
-from spatial_ttt_ros.reasoning.answer import QuestionError
+from spatial_ttt_ros.memory.object_map import ObjectMapMemory
+from spatial_ttt_ros.perception.front_end import FrontEnd
+from spatial_ttt_ros.pipeline import SpatialMemoryPipeline, metadata_path
+from spatial_ttt_ros.answer import QuestionError
 
 SEED, N_FRAMES, W, H = 9005, 120, 96, 72
 
@@ -131,7 +131,7 @@ def test_front_end_counts_skipped_detections_and_invalid_depth(sim_frames):
     assert fe.counters()["frames_without_labels"] == 1
     with pytest.raises(ValueError, match="source"):
         FrontEnd("lidar")
-    with pytest.raises(ValueError, match="model_path"):
+    with pytest.raises(ValueError, match="detector object"):
         FrontEnd("detector")
 
 

@@ -14,7 +14,7 @@ def test_rooms_scale_with_frames_and_seeds_are_held_out():
     assert [quality.rooms_for_frames(f) for f in (300, 1000, 5000)] == [1, 2, 4]
     seeds = quality.held_out_seeds()
     assert len(seeds) >= 3
-    from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS
+    from spatial_ttt_ros.training.data import HELD_OUT_SEEDS
 
     assert set(seeds) <= set(HELD_OUT_SEEDS)  # never a training seed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from spatial_ttt_ros.reasoning.describe import describe
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 
 
 def _inventory(order):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spatial_ttt_ros.reasoning.answer import QuestionError
+from spatial_ttt_ros.answer import QuestionError
 from spatial_ttt_ros.reasoning.parser import (
     STEP_FILL,
     STEP_FORWARD,

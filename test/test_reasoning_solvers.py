@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from spatial_ttt_ros.reasoning.answer import QuestionError
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.answer import QuestionError
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.reasoning.qa import answer_question, answer_structured
 from spatial_ttt_ros.reasoning.solvers import closest_box_distance
 

@@ -24,7 +24,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from spatial_ttt_ros.evaluation.metrics import aggregate, score_record  # noqa: E402
 from spatial_ttt_ros.msg import Answer as AnswerMsg  # noqa: E402
 from spatial_ttt_ros.msg import SceneDescription  # noqa: E402
-from spatial_ttt_ros.reasoning.answer import QuestionError  # noqa: E402
+from spatial_ttt_ros.answer import QuestionError  # noqa: E402
 from spatial_ttt_ros.ros.node import build_pipeline  # noqa: E402
 from spatial_ttt_ros.ros.params import PARAMETERS, NodeParams  # noqa: E402
 from spatial_ttt_ros.ros.stream_io import (  # noqa: E402

@@ -17,14 +17,15 @@ rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.exceptions import InvalidParameterValueException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from spatial_ttt_ros import topics  # noqa: E402
 from spatial_ttt_ros.classes import CLASS_TO_ID  # noqa: E402
-from spatial_ttt_ros.reasoning.answer import Answer, UsedPosition  # noqa: E402
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room  # noqa: E402
+from spatial_ttt_ros.answer import Answer, UsedPosition  # noqa: E402
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room  # noqa: E402
 from spatial_ttt_ros.ros import conversions as conv  # noqa: E402
 from spatial_ttt_ros.ros.frame_sync import ApproximateTimeSync  # noqa: E402
 from spatial_ttt_ros.ros.memory_files import MemoryPathError, resolve_memory_path  # noqa: E402
@@ -378,7 +379,7 @@ def test_bad_parameters_fail_configure_with_a_reason(ros_context, tmp_path):
         assert status.level == DiagnosticStatus.ERROR and "model_path" in status.message
     finally:
         node.destroy_node()
-    with pytest.raises(Exception):  # out of the declared range: refused at declaration
+    with pytest.raises(InvalidParameterValueException):  # out of the declared range: refused at declaration
         SpatialTTTNode(context=ros_context, parameter_overrides=[Parameter("queue_size", value=0)])
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS, TokenStream, build_stream, get_stream, training_recipe
+from spatial_ttt_ros.training.data import HELD_OUT_SEEDS, TokenStream, build_stream, get_stream, training_recipe
 from spatial_ttt_ros.memory.model import MemoryConfig, SpatialMemoryModel
-from spatial_ttt_ros.memory.training import collate, configure_parser, describe_loss, run, sample_window, targets_at
+from spatial_ttt_ros.training.train import collate, configure_parser, describe_loss, run, sample_window, targets_at
 
 SMALL = dict(d_model=32, n_layers=2, n_heads=2, anchor_every=2, chunk_frames=4, window_frames=2)
 

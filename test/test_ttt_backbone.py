@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from safetensors import SafetensorError
 import torch
 
 from spatial_ttt_ros.ttt import BackboneConfig, StreamingState, TTTBackbone
@@ -180,7 +181,7 @@ def test_load_refuses_other_architecture(tmp_path):
     with pytest.raises(ValueError, match="chunk_frames"):
         other.load_state(path)
     (tmp_path / "junk.safetensors").write_bytes(b"not a state")
-    with pytest.raises(Exception):
+    with pytest.raises(SafetensorError):
         StreamingState.load(tmp_path / "junk.safetensors")
     with pytest.raises(FileNotFoundError):
         m.load_state(tmp_path / "missing.safetensors")

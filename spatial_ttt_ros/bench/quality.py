@@ -1,10 +1,10 @@
 """``spatial-ttt bench quality``: VSI-Bench scores of the model, the baselines and the ablations.
 
-Held-out simulator scenes (``memory.data.HELD_OUT_SEEDS``, never trained on) are
+Held-out simulator scenes (``training.data.HELD_OUT_SEEDS``, never trained on) are
 walked for 300, 1,000 and 5,000 frames at 10 Hz; the room count grows with the
 stream (``rooms_for_frames``: 1, 2 and 4 rooms), so the longest stream crosses several
 rooms. Each stream is rendered once, at the training streams' resolution
-(``memory.data.RENDER_WIDTH/HEIGHT``; the geometry grid is only 4x4 cells, so this is
+(``training.data.RENDER_WIDTH/HEIGHT``; the geometry grid is only 4x4 cells, so this is
 low), and turned into frame tokens by the same front-end
 as training and the node (label image -> connected components -> depth lifting ->
 tokens) twice: with exact detections, and with the "noisy" detector noise preset
@@ -44,7 +44,7 @@ DETECTIONS = ("exact", "noisy")
 DEFAULT_SCENES = 3
 PER_TYPE = 8  # questions per type (per level for relative direction) per scene
 RATE_HZ = 10.0
-# The noise session of a stream is seeded like training's (memory/data.py) so that the
+# The noise session of a stream is seeded like training's (training/data.py) so that the
 # noisy tokens here are distributed exactly like the model's training tokens.
 NOISE_SEED_OFFSET = 7919
 
@@ -52,7 +52,7 @@ NOISE_SEED_OFFSET = 7919
 def held_out_seeds() -> list[int]:
     """Scene seeds never used for training: the model engineer's constant when present."""
     try:
-        from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS
+        from spatial_ttt_ros.training.data import HELD_OUT_SEEDS
 
         return [int(s) for s in HELD_OUT_SEEDS]
     except ImportError:  # pragma: no cover - data.py ships with the model
@@ -60,9 +60,9 @@ def held_out_seeds() -> list[int]:
 
 
 def render_size() -> tuple[int, int]:
-    """The training streams' render size (memory/data.py), so test tokens look like training tokens."""
+    """The training streams' render size (training/data.py), so test tokens look like training tokens."""
     try:
-        from spatial_ttt_ros.memory.data import RENDER_HEIGHT, RENDER_WIDTH
+        from spatial_ttt_ros.training.data import RENDER_HEIGHT, RENDER_WIDTH
 
         return int(RENDER_WIDTH), int(RENDER_HEIGHT)
     except ImportError:  # pragma: no cover - data.py ships with the model
@@ -118,7 +118,7 @@ def render_streams(
 ) -> dict[str, BenchStream]:
     """Render the stream once and tokenise it once per detection mode."""
     from spatial_ttt_ros.frames import CameraFrame
-    from spatial_ttt_ros.memory.front_end import FrontEnd
+    from spatial_ttt_ros.perception.front_end import FrontEnd
     from spatial_ttt_ros.sim.stream import simulate_stream
 
     t_start = time.perf_counter()
@@ -183,7 +183,7 @@ def run_memory(memory, stream: BenchStream):
 
 def score_inventory(inventory, questions: list[dict]) -> list[tuple[dict, float]]:
     from spatial_ttt_ros.evaluation.metrics import score_record
-    from spatial_ttt_ros.reasoning.answer import QuestionError
+    from spatial_ttt_ros.answer import QuestionError
     from spatial_ttt_ros.reasoning.qa import answer_question
 
     out = []
@@ -218,7 +218,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped one)")
     parser.add_argument("--per-type", type=int, default=PER_TYPE, help="questions per type per scene")
     parser.add_argument("--width", type=int, default=None,
-                        help="render width (px; default: the training streams' size, memory/data.py)")
+                        help="render width (px; default: the training streams' size, training/data.py)")
     parser.add_argument("--height", type=int, default=None, help="render height (px; default: as training)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
@@ -230,7 +230,7 @@ def _log(msg: str) -> None:
 
 
 def _fmt_table(rows: list[dict], key: str) -> str:
-    from spatial_ttt_ros.reasoning.answer import TASK_TYPES
+    from spatial_ttt_ros.answer import TASK_TYPES
 
     short = {
         "object_counting": "count",
@@ -252,7 +252,7 @@ def _fmt_table(rows: list[dict], key: str) -> str:
 
 
 def _build_memories(names: list[str], checkpoint, skipped: list[dict]) -> dict:
-    from spatial_ttt_ros.memory.baselines import make_memory
+    from spatial_ttt_ros.memory.factory import make_memory
 
     out = {}
     for name in names:

@@ -144,7 +144,7 @@ def node_params(cfg: EvalConfig, pose_source: str, compressed: bool, memory_dir:
         "qos_reliability": "reliable" if cfg.qos == "reliable" else "best_effort",
     }
     if cfg.detector == "onnx":
-        from spatial_ttt_ros.evaluation.replay import default_class_names
+        from spatial_ttt_ros.pipeline import default_class_names
 
         names = cfg.class_names or default_class_names(cfg.model_path)
         p["model_path"] = str(Path(cfg.model_path).resolve())

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from spatial_ttt_ros.reasoning.answer import NUMERIC_TASKS, TASK_TYPES
+from spatial_ttt_ros.answer import NUMERIC_TASKS, TASK_TYPES
 from spatial_ttt_ros.reasoning.parser import split_options
 
 MRA_THRESHOLDS: tuple[float, ...] = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from spatial_ttt_ros.evaluation.metrics import QUESTION_TYPES, option_letter
-from spatial_ttt_ros.reasoning.answer import NUMERIC_TASKS
+from spatial_ttt_ros.answer import NUMERIC_TASKS
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "scene_name", "question_type", "question", "options", "ground_truth")
 _ALL_TYPES = QUESTION_TYPES + ("object_rel_direction",)

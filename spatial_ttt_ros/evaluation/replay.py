@@ -25,6 +25,8 @@ import numpy as np
 
 from spatial_ttt_ros.evaluation.bag_reader import BagInfo, BagReader, BagTopics
 from spatial_ttt_ros.evaluation.metrics import score_record
+from spatial_ttt_ros.memory.methods import has_weights
+from spatial_ttt_ros.pipeline import PipelineConfig, build_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR_THREADS = 1  # onnxruntime threads, as the node's detector_threads default (shares 2 cores best)
@@ -175,87 +177,43 @@ def resolve_checkpoint(method: str, checkpoint: Path | None) -> Path | None:
     """The model file a method loads (None for baselines without weights)."""
     if checkpoint is not None:
         return Path(checkpoint)
-    if method.strip().lower() == "object_map":
+    if not has_weights(method):
         return None
     from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT
 
     return Path(DEFAULT_CHECKPOINT)
 
 
-class _Timed:
-    """Delegates everything to ``inner`` and records how long calls of ``method`` take
-    into ``sink[stage]`` (ms); used to split a frame's time into its stages without
-    changing the pipeline."""
-
-    def __init__(self, inner, method: str, stage: str, sink: dict) -> None:
-        self.__dict__.update(_inner=inner, _method=method, _stage=stage, _sink=sink)
-
-    def __getattr__(self, name):
-        attr = getattr(self._inner, name)
-        if name != self._method:
-            return attr
-
-        def timed(*a, **kw):
-            t0 = time.perf_counter()
-            try:
-                return attr(*a, **kw)
-            finally:
-                self._sink[self._stage] = self._sink.get(self._stage, 0.0) + (time.perf_counter() - t0) * 1e3
-
-        return timed
-
-    def __setattr__(self, name, value):
-        setattr(self._inner, name, value)
+def pipeline_config(cfg: EvalConfig) -> PipelineConfig:
+    """The node's pipeline settings for this evaluation (same token layout, same detector
+    settings), so offline and live answers agree."""
+    return PipelineConfig(
+        method=cfg.method,
+        checkpoint=cfg.checkpoint,
+        device=cfg.device,
+        detector=cfg.detector,
+        model_path=cfg.model_path,
+        class_names=cfg.class_names,
+        providers=["CPUExecutionProvider"] if cfg.device == "cpu" else ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        score_threshold=cfg.score_threshold,
+        detector_threads=DETECTOR_THREADS,
+    )
 
 
-def default_class_names(model_path: Path | None) -> Path | None:
-    """coco_classes.txt beside the model, as the node assumes when none is given."""
-    if model_path is None:
-        return None
-    cand = Path(model_path).with_name("coco_classes.txt")
-    return cand if cand.is_file() else None
+def stage_timer(stage_ms: dict, onnx: bool):
+    """An ``on_stage`` hook summing each frame's stages into ``stage_ms`` (ms) under the timing
+    CSV's names: front_end (detect + lift + tokenise), detect (ONNX only), observe (memory write)."""
 
+    def on_stage(stage: str, seconds: float) -> None:
+        ms = seconds * 1e3
+        if stage == "memory":
+            stage_ms["observe"] = stage_ms.get("observe", 0.0) + ms
+            return
+        stage_ms["front_end"] = stage_ms.get("front_end", 0.0) + ms
+        if stage == "detect" and onnx:
+            stage_ms["detect"] = stage_ms.get("detect", 0.0) + ms
 
-def build_pipeline(cfg: EvalConfig, stage_ms: dict | None = None):
-    """SpatialMemoryPipeline for the configured method and detector, built as the node
-    builds it (token layout from the model, same detector settings), so offline and live
-    answers agree; with ``stage_ms`` the front-end (and ONNX detector) and the memory
-    writes are timed into it."""
-    from spatial_ttt_ros.memory.front_end import FrontEnd
-    from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, make_memory
-
-    if cfg.method.strip().lower() == "object_map":
-        if cfg.checkpoint is not None:
-            raise ValueError("--checkpoint was given but method object_map has no weights")
-        memory = make_memory("object_map")
-    else:
-        memory = make_memory(cfg.method, cfg.checkpoint, device=cfg.device)
-    model_cfg = getattr(getattr(memory, "model", None), "cfg", None)
-    layout = {"grid": tuple(model_cfg.grid), "max_objects": int(model_cfg.max_objects)} if model_cfg is not None else {}
-    if cfg.detector == "onnx":
-        if cfg.model_path is None or not Path(cfg.model_path).is_file():
-            raise ValueError(f"--detector onnx needs an existing --model-path (got {cfg.model_path})")
-        names = cfg.class_names or default_class_names(cfg.model_path)
-        if names is None:
-            raise ValueError(f"--detector onnx needs --class-names: no coco_classes.txt beside {cfg.model_path}")
-        from spatial_ttt_ros.perception.detector import OnnxDetector
-
-        detector = OnnxDetector(
-            str(cfg.model_path), Path(names), providers=["CPUExecutionProvider"] if cfg.device == "cpu" else
-            ["CUDAExecutionProvider", "CPUExecutionProvider"],
-            score_threshold=cfg.score_threshold, intra_op_threads=DETECTOR_THREADS,
-        )
-        front_end = FrontEnd(source="detector", detector=detector, model_path=cfg.model_path, **layout)
-    elif cfg.detector == "labels":
-        front_end = FrontEnd(source="labels", **layout)
-    else:
-        raise ValueError(f"unknown detector {cfg.detector!r}: use labels or onnx")
-    if stage_ms is not None:
-        if front_end.detector is not None:
-            front_end.detector = _Timed(front_end.detector, "detect", "detect", stage_ms)
-        front_end = _Timed(front_end, "process", "front_end", stage_ms)
-        memory = _Timed(memory, "observe", "observe", stage_ms)
-    return SpatialMemoryPipeline(front_end, memory)
+    return on_stage
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -268,7 +226,7 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def ask_pipeline(pipeline, record: dict) -> tuple[dict | None, str, float]:
     """Ask one record; returns (answer dict or None, error, ms)."""
-    from spatial_ttt_ros.reasoning.answer import QuestionError
+    from spatial_ttt_ros.answer import QuestionError
 
     t0 = time.perf_counter()
     try:
@@ -290,7 +248,8 @@ def run_offline(
         cfg.bag, cfg.topics, use_labels=cfg.detector == "labels", max_frames=cfg.max_frames
     )
     stage_ms: dict[str, float] = {}
-    pipeline = pipeline if pipeline is not None else build_pipeline(cfg, stage_ms)
+    if pipeline is None:
+        pipeline = build_pipeline(pipeline_config(cfg), on_stage=stage_timer(stage_ms, cfg.detector == "onnx"))
     stamps = [p["stamp"] for p in reader._plan]
     start = stamps[0]
     when = schedule(records, start, stamps)

@@ -13,6 +13,11 @@ safetensors metadata (a str -> str map):
 Loading refuses, with a ``ValueError`` naming what differs, a file that is not
 safetensors, a safetensors file that is not ours, another format version, a config
 other than the one asked for, or tensors that do not match the architecture.
+
+The model-level functions (``save_model``, ``load_model``) import ``memory.model``;
+the model never imports this module (the factory builds a ``TTTMemory`` from
+``load_model``). The reference recorder for the shipped-model test is
+``training/reference.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from spatial_ttt_ros.memory.model import MemoryConfig, SpatialMemoryModel
 
 FORMAT = "spatial_ttt_ros.memory.checkpoint"
 FORMAT_VERSION = 1
@@ -131,12 +138,10 @@ def load_model(path: str | Path | None = None, variant: str = "ttt", expected_co
     """Load a SpatialMemoryModel from ``path`` (default: the shipped checkpoint).
 
     ``variant`` switches inference-time backbone flags (model.VARIANTS): the same
-    weights, minus the parameters a variant does not use (e.g. the conv for no_conv).
+    weights, minus the parameters a variant does not use (e.g. the conv for ttt_no_conv).
     ``expected_config``: refuse a checkpoint whose config differs from it (ValueError
     naming the fields).
     """
-    from spatial_ttt_ros.memory.model import MemoryConfig, SpatialMemoryModel
-
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(
@@ -165,77 +170,3 @@ def load_model(path: str | Path | None = None, variant: str = "ttt", expected_co
 def load_default_model(variant: str = "ttt"):
     """The shipped, trained model (``spatial_ttt_ros/memory/weights/``)."""
     return load_model(DEFAULT_CHECKPOINT, variant=variant)
-
-
-# ------------------------------------------------------------------ reference output
-REFERENCE_QUESTIONS = (
-    ("How many chairs are in this room?", None),
-    ("What is the size of this room (in square meters)?", None),
-    ("What is the length of the longest dimension (length, width, or height) of the sofa, measured in centimeters?", None),
-    ("What is the distance between the sofa and the tv (in meters)?", None),
-)
-
-
-def reference_output(model=None, n_frames: int = 48) -> dict:
-    """The shipped model's output on ``data.synthetic_tokens(n_frames)``: raw slots, inventory, answers.
-
-    Recorded into test/test_memory_model_shipped.json by
-    ``python -m spatial_ttt_ros.memory.checkpoint record OUT.json`` and compared by the test.
-    """
-    import numpy as np
-    import torch
-
-    from spatial_ttt_ros.memory.data import synthetic_tokens
-    from spatial_ttt_ros.memory.model import TTTMemory
-    from spatial_ttt_ros.reasoning.answer import QuestionError
-    from spatial_ttt_ros.reasoning.qa import answer_question
-
-    model = model if model is not None else load_default_model()
-    mem = TTTMemory(model)
-    for t in synthetic_tokens(n_frames=n_frames):
-        mem.observe(t)
-    dec = mem.decoded()
-    inv = mem.inventory()
-    answers = []
-    for q, opts in REFERENCE_QUESTIONS:
-        try:
-            a = answer_question(q, opts, inv)
-            answers.append({"question": q, "value": None if np.isnan(a.value) else float(a.value), "option": a.option})
-        except QuestionError as exc:
-            answers.append({"question": q, "error": str(exc)})
-    with torch.no_grad():
-        p_obj = 1.0 - torch.softmax(dec.logits[0], -1)[:, -1]
-    return {
-        "n_frames": n_frames,
-        "p_object": [round(float(v), 6) for v in p_obj],
-        "center": [[round(float(v), 6) for v in row] for row in dec.center[0]],
-        "room": [round(float(v), 6) for v in dec.room[0]],
-        "inventory": inv.to_json(),
-        "answers": answers,
-    }
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.memory.checkpoint")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("record", help="record the shipped model's reference output (for the test)")
-    r.add_argument("out")
-    r.add_argument("--checkpoint", default=None)
-    i = sub.add_parser("info", help="print a checkpoint's config and training info")
-    i.add_argument("path", nargs="?", default=None)
-    a = p.parse_args(argv if argv is not None else sys.argv[1:])
-    if a.cmd == "record":
-        model = load_model(a.checkpoint) if a.checkpoint else load_default_model()
-        Path(a.out).write_text(json.dumps(reference_output(model), indent=1) + "\n")
-        print(f"wrote {a.out}")
-    else:
-        config, _, info = read_checkpoint(a.path or DEFAULT_CHECKPOINT)
-        print(json.dumps({"config": config, "info": info}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

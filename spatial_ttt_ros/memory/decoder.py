@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from spatial_ttt_ros.classes import CLASSES
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 
 N_CLASSES = len(CLASSES)
 NONE_CLASS = N_CLASSES  # index of the "no object" logit

@@ -22,7 +22,7 @@ grid's object extractor does:
    is kept).
 
 Everything here is plain torch on tensors; ``memory/model.py`` turns the result into an
-``Inventory``. The variants that never write the map (frozen, swa, full_context) do not
+``Inventory``. The variants that never write the map (ttt_frozen, sliding_window, full_context) do not
 use this readout (their map reads are exactly zero).
 """
 

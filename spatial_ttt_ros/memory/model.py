@@ -7,12 +7,12 @@ frames into chunks, keeps the backbone's ``StreamingState`` and decodes an
 ``Inventory`` on demand. Variants (same tokens, same trained weights, backbone
 flags switched at inference) give the ablations and baselines:
 
-    ttt            the trained model (default)
-    frozen         fast weights never updated (stay at their learned start)
-    no_conv        spatial 3D conv bypassed
-    momentum, muon inner-update options of the fast-weight branch
-    swa            sliding-window attention only (no TTT branch)
-    full_context   attend over every past token (memory grows with the stream)
+    ttt                      the trained model (default)
+    ttt_frozen               fast weights never updated (stay at their learned start)
+    ttt_no_conv              spatial 3D conv bypassed
+    ttt_momentum, ttt_muon   inner-update options of the fast-weight branch
+    sliding_window           sliding-window attention only (no TTT branch)
+    full_context             attend over every past token (memory grows with the stream)
 
 Normalisation: world coordinates are expressed relative to the stream's first
 camera position (x, y; z stays floor-relative) and divided by ``pos_scale`` (5 m), so
@@ -40,6 +40,7 @@ from spatial_ttt_ros.memory.decoder import (
     room_from_vector,
     slots_to_inventory,
 )
+from spatial_ttt_ros.memory.methods import LEARNED_METHODS, NO_MAP_WRITES
 from spatial_ttt_ros.memory.map_readout import PeakSettings, find_objects, read_map, seen_floor
 from spatial_ttt_ros.memory.spatial_map import SIZE_POWER, SpatialMap
 from spatial_ttt_ros.perception.tokens import (
@@ -53,12 +54,12 @@ from spatial_ttt_ros.perception.tokens import (
     FrameTokens,
 )
 from spatial_ttt_ros.classes import CLASSES
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.ttt.backbone import BackboneConfig, TTTBackbone
 from spatial_ttt_ros.ttt.state import StreamingState
 
-VARIANTS = ("ttt", "frozen", "no_conv", "momentum", "muon", "swa", "full_context")
-NO_MAP_WRITES = ("frozen", "swa", "full_context")  # variants without a TTT memory never write the map
+# The variants are the learned methods of memory/methods.py (one vocabulary).
+VARIANTS = LEARNED_METHODS
 
 
 @dataclass
@@ -135,11 +136,11 @@ def backbone_config(cfg: MemoryConfig, variant: str = "ttt") -> BackboneConfig:
     kw.update(
         {
             # eta = 0: the inner step is zero, fast weights stay at their learned start.
-            "frozen": {"ttt_lr_scale": 0.0},
-            "no_conv": {"conv": False},
-            "momentum": {"momentum": 0.9},
-            "muon": {"muon": True},
-            "swa": {"ttt": False},
+            "ttt_frozen": {"ttt_lr_scale": 0.0},
+            "ttt_no_conv": {"conv": False},
+            "ttt_momentum": {"momentum": 0.9},
+            "ttt_muon": {"muon": True},
+            "sliding_window": {"ttt": False},
             "full_context": {"full_context": True},
         }.get(variant, {})
     )
@@ -229,7 +230,7 @@ class SpatialMemoryModel(nn.Module):
         self.backbone = TTTBackbone(backbone_config(self.cfg, variant))
         self.smap = None
         if self.cfg.spatial_map and self.cfg.readout == "grid":
-            # Variants without a TTT memory (frozen, swa, full_context) never write the map.
+            # Variants without a TTT memory (ttt_frozen, sliding_window, full_context) never write the map.
             no_write = variant in NO_MAP_WRITES
             self.smap = SpatialMap(
                 self.cfg.d_model,
@@ -399,7 +400,7 @@ class TTTMemory:
         nms: bool | None = None,
     ) -> None:
         self.model = model.to(device).eval()
-        self.name = name or "ttt" + ("" if model.variant == "ttt" else f"_{model.variant}")
+        self.name = name or model.variant
         # Decoding settings: explicit > tuned on validation seeds (stored in the checkpoint info) > defaults.
         info = getattr(model, "checkpoint_info", {}) or {}
         self.threshold = float(threshold if threshold is not None else info.get("decode_threshold", 0.5))
@@ -410,12 +411,6 @@ class TTTMemory:
         self.device = device
         self.chunk_frames = model.cfg.chunk_frames
         self.reset()
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, variant: str = "ttt", **kw) -> "TTTMemory":
-        from spatial_ttt_ros.memory.checkpoint import load_model  # local: checkpoint imports this module
-
-        return cls(load_model(path, variant=variant), **kw)
 
     def reset(self) -> None:
         self.state = None

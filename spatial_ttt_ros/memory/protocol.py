@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # imported only for type checkers: perception may land later
     from spatial_ttt_ros.perception.tokens import FrameTokens
-    from spatial_ttt_ros.reasoning.inventory import Inventory
+    from spatial_ttt_ros.inventory import Inventory
 
 
 @runtime_checkable

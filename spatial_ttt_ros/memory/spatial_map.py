@@ -29,7 +29,7 @@ renormalisation is needed and reading gives exactly
     f_W(q) - f_slow(q) = sum_i eta_i (h(q) . h(k_i)) v_i
 
 a kernel-weighted sum of what was written near q. ``read`` returns that difference:
-with the frozen variant (eta = 0) it is exactly zero, i.e. nothing is stored. The
+with the ttt_frozen variant (eta = 0) it is exactly zero, i.e. nothing is stored. The
 state is the fast W1 plus one pending chunk: constant size.
 
 Value layout at initialisation (V_raw), so the map works before any training:

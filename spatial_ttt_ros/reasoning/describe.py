@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spatial_ttt_ros.reasoning.inventory import Inventory
+from spatial_ttt_ros.inventory import Inventory
 from spatial_ttt_ros.reasoning.solvers import closest_box_distance, plural
 
 MAX_RELATIONS = 3

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 
 from spatial_ttt_ros.classes import CLASSES, canonical_class
-from spatial_ttt_ros.reasoning.answer import TASK_TYPES, QuestionError
+from spatial_ttt_ros.answer import TASK_TYPES, QuestionError
 
 REL_DIRECTION_VARIANTS: tuple[str, ...] = ("easy", "medium", "hard")
 

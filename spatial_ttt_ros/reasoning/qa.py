@@ -8,8 +8,8 @@ cannot be answered (unparseable, unknown task, unknown object, wrong number of o
 
 from __future__ import annotations
 
-from spatial_ttt_ros.reasoning.answer import Answer, QuestionError
-from spatial_ttt_ros.reasoning.inventory import Inventory
+from spatial_ttt_ros.answer import Answer, QuestionError
+from spatial_ttt_ros.inventory import Inventory
 from spatial_ttt_ros.reasoning.parser import (
     ParsedQuestion,
     parse_question,

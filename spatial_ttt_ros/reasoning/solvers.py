@@ -39,8 +39,8 @@ import re
 import numpy as np
 
 from spatial_ttt_ros.classes import canonical_class
-from spatial_ttt_ros.reasoning.answer import Answer, QuestionError, UsedPosition
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject
+from spatial_ttt_ros.answer import Answer, QuestionError, UsedPosition
+from spatial_ttt_ros.inventory import Inventory, InventoryObject
 from spatial_ttt_ros.reasoning.parser import (
     STEP_FILL,
     STEP_FORWARD,

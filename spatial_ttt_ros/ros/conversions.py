@@ -19,8 +19,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import InventoryObject as InventoryObjectMsg
 from spatial_ttt_ros.msg import RoomExtent, SceneDescription
-from spatial_ttt_ros.reasoning.answer import Answer
-from spatial_ttt_ros.reasoning.inventory import Inventory
+from spatial_ttt_ros.answer import Answer
+from spatial_ttt_ros.inventory import Inventory
 
 
 class UnsupportedEncoding(ValueError):

@@ -1,6 +1,6 @@
 """The ROS 2 node: camera topics in, spatial answers out (a lifecycle node).
 
-Thin glue over ``memory.pipeline.SpatialMemoryPipeline``:
+Thin glue over ``pipeline.SpatialMemoryPipeline``:
 
 - configure: read and check the parameters, build the front-end (label image or
   ONNX detector) and the memory model, create publishers and services;
@@ -48,9 +48,11 @@ from visualization_msgs.msg import MarkerArray
 from spatial_ttt_ros import topics
 from spatial_ttt_ros.classes import CLASS_TO_ID, canonical_class
 from spatial_ttt_ros.frames import CameraFrame
+from spatial_ttt_ros.pipeline import PipelineConfig, SpatialMemoryPipeline
+from spatial_ttt_ros.pipeline import build_pipeline as build_core_pipeline
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import SceneDescription
-from spatial_ttt_ros.reasoning.answer import QuestionError
+from spatial_ttt_ros.answer import QuestionError
 from spatial_ttt_ros.ros import conversions as conv
 from spatial_ttt_ros.ros.frame_sync import ApproximateTimeSync, SyncedSet
 from spatial_ttt_ros.ros.memory_files import MemoryPathError, resolve_memory_path
@@ -111,62 +113,24 @@ def label_id_table(class_names: list[str]) -> np.ndarray:
     return table
 
 
-def build_pipeline(p: NodeParams, device: str):
+def pipeline_config(p: NodeParams, device: str) -> PipelineConfig:
+    """The parameters' pipeline settings (the pipeline itself is built by ``pipeline.build_pipeline``)."""
+    return PipelineConfig(
+        method=p.method,
+        checkpoint=p.checkpoint or None,
+        device=device,
+        detector=p.detector,
+        model_path=p.model_path if p.detector == "onnx" else None,
+        class_names=p.class_names_file or None,
+        providers=available_providers(p.providers) if p.detector == "onnx" else ["CPUExecutionProvider"],
+        score_threshold=p.score_threshold,
+        detector_threads=p.detector_threads or None,
+    )
+
+
+def build_pipeline(p: NodeParams, device: str, on_stage=None) -> SpatialMemoryPipeline:
     """Front-end + memory + reasoning as the parameters ask (no ROS involved)."""
-    from spatial_ttt_ros.memory.front_end import FrontEnd
-    from spatial_ttt_ros.memory.pipeline import SpatialMemoryPipeline, make_memory
-
-    if p.method.strip().lower() == "object_map":
-        if p.checkpoint:
-            raise ValueError("parameter checkpoint is set but method object_map has no weights")
-        memory = make_memory("object_map")
-    else:
-        memory = make_memory(p.method, p.checkpoint or None, device=device)
-    cfg = getattr(getattr(memory, "model", None), "cfg", None)
-    layout = {"grid": tuple(cfg.grid), "max_objects": int(cfg.max_objects)} if cfg is not None else {}
-    if p.detector == "onnx":
-        model_path = Path(p.model_path).expanduser()
-        if not model_path.is_file():
-            raise FileNotFoundError(f"parameter model_path: no ONNX model at {model_path}")
-        names = Path(p.class_names_file).expanduser() if p.class_names_file else model_path.parent / "coco_classes.txt"
-        if not names.is_file():
-            raise FileNotFoundError(f"parameter class_names_file: no class-name file at {names}")
-        from spatial_ttt_ros.perception.detector import OnnxDetector
-
-        detector = OnnxDetector(
-            str(model_path),
-            names,
-            providers=available_providers(p.providers),
-            score_threshold=p.score_threshold,
-            intra_op_threads=p.detector_threads or None,
-        )
-        front_end = FrontEnd(source="detector", detector=detector, model_path=model_path, **layout)
-    else:
-        front_end = FrontEnd(source="labels", **layout)
-    return SpatialMemoryPipeline(front_end, memory)
-
-
-def _timed(obj, attr: str, stats, minus: list[float] | None = None, record: list[float] | None = None) -> None:
-    """Time every call of ``obj.attr`` into ``stats`` (per-stage latency without touching the core).
-
-    ``record``: a one-element list the duration is also written to; ``minus``: such a list whose
-    value (an inner stage timed during this call) is subtracted, so stages do not overlap.
-    """
-    inner = getattr(obj, attr)
-
-    def wrapper(*args, **kwargs):
-        if minus is not None:
-            minus[0] = 0.0
-        t0 = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            elapsed = time.perf_counter() - t0
-            if record is not None:
-                record[0] = elapsed
-            stats.add(elapsed - (minus[0] if minus is not None else 0.0))
-
-    setattr(obj, attr, wrapper)
+    return build_core_pipeline(pipeline_config(p, device), on_stage=on_stage)
 
 
 @dataclass
@@ -223,6 +187,10 @@ class SpatialTTTNode(LifecycleNode):
             )
         return SetParametersResult(successful=True)
 
+    def _on_stage(self, stage: str, seconds: float) -> None:
+        """Per-stage latency of each frame (pipeline.STAGES: detect, tokenize, memory) for /diagnostics."""
+        self.stats.latency[stage].add(seconds)
+
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             p = read_parameters(self)
@@ -231,7 +199,7 @@ class SpatialTTTNode(LifecycleNode):
             self.device = resolve_device(p.device)
             set_model_threads(p.model_threads)
             t0 = time.perf_counter()
-            pipeline = build_pipeline(p, self.device)
+            pipeline = build_pipeline(p, self.device, on_stage=self._on_stage)
             p.memory_root.mkdir(parents=True, exist_ok=True)
         except Exception as exc:  # a clear one-line reason; the node stays unconfigured
             self.configure_error = f"{type(exc).__name__}: {exc}"
@@ -239,10 +207,6 @@ class SpatialTTTNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.params = p
         self.pipeline = pipeline
-        detect_s = [0.0]
-        _timed(pipeline.front_end, "detect", self.stats.latency["detect"], record=detect_s)
-        _timed(pipeline.front_end, "process", self.stats.latency["tokenize"], minus=detect_s)  # lift + tokenise
-        _timed(pipeline.memory, "observe", self.stats.latency["memory"])
         self._label_table = label_id_table(p.class_names)
         self._camera_in_base = conv.pose7_to_matrix(p.camera_in_base)
         self._fp16 = p.fp16 and self.device == "cuda"

@@ -143,7 +143,7 @@ def node_command() -> list[str]:
     beside this Python and its installed package has the node, else ``python -m``."""
     script = Path(sys.executable).parent / "spatial-ttt"
     installed = subprocess.run(
-        [sys.executable, "-c", "import spatial_ttt_ros.ros.node, spatial_ttt_ros.memory.pipeline"],
+        [sys.executable, "-c", "import spatial_ttt_ros.ros.node, spatial_ttt_ros.pipeline"],
         cwd="/", capture_output=True,
     )  # from "/" so the import finds the installed copy, not this source tree
     if script.is_file() and installed.returncode == 0:

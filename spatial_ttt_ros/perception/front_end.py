@@ -63,11 +63,9 @@ class FrontEnd:
     Args:
         source: "labels" (frame.labels, class ids) or "detector" (ONNX detector on
             frame.rgb).
-        detector: a ready detector (anything with ``detect(rgb) -> list[Detection]``);
-            else one is built from ``model_path``/``class_names``/``providers``.
-        model_path, class_names, providers, input_size, score_threshold,
-            nms_threshold: ``OnnxDetector`` settings ("detector" source only).
-            ``class_names`` may be a list or the path of a one-name-per-line file.
+        detector: the detector ("detector" source; anything with
+            ``detect(rgb) -> list[Detection]``, built by ``pipeline.build_pipeline``).
+        model_path: the detector's model file, reported in ``config()``.
         grid, max_objects: tokenizer layout; must match the memory model's.
         noise: None, a ``DetectorNoise``, or a preset name ("exact", "noisy"); applied
             to the lifted observations and the frame (pose drift, depth noise, label
@@ -82,11 +80,6 @@ class FrontEnd:
         source: str = "labels",
         detector=None,
         model_path: str | Path | None = None,
-        class_names: list[str] | str | Path | None = None,
-        providers: list[str] | None = None,
-        input_size: int | None = None,
-        score_threshold: float | None = None,
-        nms_threshold: float | None = None,
         grid: tuple[int, int] = (4, 4),
         max_objects: int = 16,
         noise=None,
@@ -99,20 +92,7 @@ class FrontEnd:
         self.source = source
         self.detector = detector
         if source == "detector" and detector is None:
-            if model_path is None:
-                raise ValueError("the detector source needs model_path (an ONNX model) or a detector object")
-            from spatial_ttt_ros.perception.detector import OnnxDetector  # lazy: onnxruntime only when used
-
-            kw = {}
-            for k, v in (
-                ("providers", providers),
-                ("input_size", input_size),
-                ("score_threshold", score_threshold),
-                ("nms_threshold", nms_threshold),
-            ):
-                if v is not None:
-                    kw[k] = v
-            self.detector = OnnxDetector(str(model_path), _class_names(class_names), **kw)
+            raise ValueError("the detector source needs a detector object (pipeline.build_pipeline builds one)")
         self.model_path = None if model_path is None else str(model_path)
         self.tokenizer = Tokenizer(grid=grid, max_objects=max_objects)
         self.min_label_pixels = int(min_label_pixels)
@@ -171,13 +151,17 @@ class FrontEnd:
             return []
         return list(self.detector.detect(frame.rgb))
 
-    def process(self, frame: CameraFrame) -> tuple[list[ObjectObservation], FrameTokens]:
-        """Detect, lift, (add noise), tokenise one frame."""
+    def process(
+        self, frame: CameraFrame, detections: list[Detection] | None = None
+    ) -> tuple[list[ObjectObservation], FrameTokens]:
+        """Detect (unless ``detections`` are given: the pipeline times detection apart), lift,
+        (add noise), tokenise one frame."""
         self.stats.frames += 1
         valid = valid_depth_mask(frame.depth)
         self.stats.depth_pixels += int(valid.size)
         self.stats.invalid_depth_pixels += int(valid.size - np.count_nonzero(valid))
-        detections = self.detect(frame)
+        if detections is None:
+            detections = self.detect(frame)
         self.stats.detections += len(detections)
         lifted = lift_detections_ex(frame, detections, **self.lift_kwargs)
         for _, reason in lifted.skipped:
@@ -189,17 +173,6 @@ class FrontEnd:
         self.stats.observations += len(observations)
         tokens = self.tokenizer.tokenize(frame, observations)
         return observations, tokens
-
-
-def _class_names(names) -> list[str]:
-    if names is None:
-        raise ValueError("the detector source needs class_names (a list, or a file with one name per line)")
-    if isinstance(names, (str, Path)):
-        path = Path(names)
-        if not path.is_file():
-            raise FileNotFoundError(f"class-name file {path} does not exist")
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    return [str(n) for n in names]
 
 
 def _noise_model(noise):

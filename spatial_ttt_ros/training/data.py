@@ -91,13 +91,13 @@ def build_stream(
 ) -> TokenStream:
     """Render a simulator stream and turn it into tokens + ground truth.
 
-    Tokens come from ``memory.front_end.FrontEnd(source="labels", noise=noise)`` (label
+    Tokens come from ``perception.front_end.FrontEnd(source="labels", noise=noise)`` (label
     image -> connected components -> lifting -> detector noise -> tokenizer); "seen"
     (for first-seen targets) uses the simulator's instance image with
     ``sim.stream.min_visible_pixels``.
     """
     from spatial_ttt_ros.frames import CameraFrame
-    from spatial_ttt_ros.memory.front_end import FrontEnd
+    from spatial_ttt_ros.perception.front_end import FrontEnd
     from spatial_ttt_ros.perception.label_image import instance_ids_of
     from spatial_ttt_ros.sim.render import Renderer
     from spatial_ttt_ros.sim.scene import generate_scene

@@ -1,8 +1,14 @@
 """The whole perception -> memory -> reasoning chain behind one object, without ROS.
 
-``SpatialMemoryPipeline(front_end, memory)`` is what the ROS node and the offline
-replay both drive: ``process(frame)`` per camera frame, ``ask``/``query``/``describe``
-from the current memory, ``reset`` between episodes, ``save``/``load`` to resume.
+``build_pipeline(PipelineConfig(...))`` is the one place the chain is assembled (the
+node, offline and live replay, the benchmarks and the demo all call it), so every
+entry point runs the same front-end and memory for the same settings.
+
+``SpatialMemoryPipeline(front_end, memory)`` is what they drive: ``process(frame)`` per
+camera frame, ``ask``/``query``/``describe`` from the current memory, ``reset`` between
+episodes, ``save``/``load`` to resume. ``on_stage``, when set, is called after every
+frame with each stage's duration (``STAGES``: detect, tokenize (lift + noise +
+tokenise), memory (the write)) for the node's diagnostics and the replay's timing CSV.
 
 Saved state is two files: the memory's own state at ``path`` (safetensors or JSON,
 whatever the memory writes, never pickle) and ``<path>.pipeline.json`` with the
@@ -16,17 +22,84 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from spatial_ttt_ros.answer import Answer
 from spatial_ttt_ros.frames import CameraFrame
-from spatial_ttt_ros.memory.baselines import METHODS, make_memory  # noqa: F401  (re-exported)
-from spatial_ttt_ros.memory.front_end import FrontEnd
+from spatial_ttt_ros.inventory import Inventory
+from spatial_ttt_ros.memory.factory import make_memory
+from spatial_ttt_ros.memory.methods import OBJECT_MAP, parse_method
+from spatial_ttt_ros.perception.front_end import FrontEnd
 from spatial_ttt_ros.perception.tokens import FrameTokens
-from spatial_ttt_ros.reasoning.answer import Answer
-from spatial_ttt_ros.reasoning.inventory import Inventory
 
+# The name the state files carry (written when this module lived in memory/; kept so old states load).
 PIPELINE_FORMAT = "spatial_ttt_ros.memory.pipeline"
 PIPELINE_FORMAT_VERSION = 1
+
+
+STAGES = ("detect", "tokenize", "memory")
+DETECTORS = ("labels", "onnx")
+
+
+@dataclass
+class PipelineConfig:
+    """What a pipeline runs: the memory method and the source of detections.
+
+    ``method``: a name of ``memory.methods.METHODS``; ``checkpoint``: the learned
+    methods' weights (None: the shipped ones; the object map refuses one).
+    ``detector``: "labels" (the label image of each frame) or "onnx" (``model_path``
+    with ``class_names``, default coco_classes.txt beside the model).
+    """
+
+    method: str = "ttt"
+    checkpoint: str | Path | None = None
+    device: str = "cpu"
+    detector: str = "labels"
+    model_path: str | Path | None = None
+    class_names: str | Path | None = None
+    providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    score_threshold: float | None = None
+    detector_threads: int | None = None
+
+
+def default_class_names(model_path: str | Path) -> Path:
+    """coco_classes.txt beside the model: the class list used when none is given."""
+    return Path(model_path).expanduser().parent / "coco_classes.txt"
+
+
+def build_pipeline(cfg: PipelineConfig, on_stage: Callable[[str, float], None] | None = None) -> "SpatialMemoryPipeline":
+    """Front-end + memory + reasoning as ``cfg`` asks; the token layout follows the model's."""
+    method = parse_method(cfg.method)
+    if cfg.detector not in DETECTORS:
+        raise ValueError(f"unknown detector {cfg.detector!r}: use {' or '.join(DETECTORS)}")
+    if method == OBJECT_MAP:
+        if cfg.checkpoint:
+            raise ValueError("checkpoint is set but method object_map has no weights")
+        memory = make_memory(method)
+    else:
+        memory = make_memory(method, cfg.checkpoint or None, device=cfg.device)
+    model_cfg = getattr(getattr(memory, "model", None), "cfg", None)
+    layout = {"grid": tuple(model_cfg.grid), "max_objects": int(model_cfg.max_objects)} if model_cfg is not None else {}
+    if cfg.detector == "onnx":
+        if not cfg.model_path or not Path(cfg.model_path).expanduser().is_file():
+            raise FileNotFoundError(f"model_path: no ONNX model at {cfg.model_path}")
+        model_path = Path(cfg.model_path).expanduser()
+        names = Path(cfg.class_names).expanduser() if cfg.class_names else default_class_names(model_path)
+        if not names.is_file():
+            raise FileNotFoundError(f"class_names: no class-name file at {names}")
+        from spatial_ttt_ros.perception.detector import OnnxDetector  # lazy: onnxruntime only when used
+
+        kw = {} if cfg.score_threshold is None else {"score_threshold": cfg.score_threshold}
+        detector = OnnxDetector(
+            str(model_path), names, providers=list(cfg.providers), intra_op_threads=cfg.detector_threads or None, **kw
+        )
+        front_end = FrontEnd(source="detector", detector=detector, model_path=model_path, **layout)
+    else:
+        front_end = FrontEnd(source="labels", **layout)
+    return SpatialMemoryPipeline(front_end, memory, on_stage=on_stage)
 
 
 def metadata_path(path: str | Path) -> Path:
@@ -46,9 +119,10 @@ class SpatialMemoryPipeline:
     start a new stream.
     """
 
-    def __init__(self, front_end: FrontEnd, memory) -> None:
+    def __init__(self, front_end: FrontEnd, memory, on_stage: Callable[[str, float], None] | None = None) -> None:
         self.front_end = front_end
         self.memory = memory
+        self.on_stage = on_stage  # (stage, seconds) after each frame; see STAGES
         self._last_stamp: float | None = None
         self._frames = 0
         self._inventory: Inventory | None = None  # cached until the next frame
@@ -81,8 +155,16 @@ class SpatialMemoryPipeline:
             )
         if frame.frame_index < 0:  # a copy: the caller's frame is left as it was
             frame = dataclasses.replace(frame, frame_index=self._frames)
-        _, tokens = self.front_end.process(frame)
+        t0 = time.perf_counter()
+        detections = self.front_end.detect(frame)
+        t1 = time.perf_counter()
+        _, tokens = self.front_end.process(frame, detections)
+        t2 = time.perf_counter()
         self.memory.observe(tokens)
+        if self.on_stage is not None:
+            t3 = time.perf_counter()
+            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
+                self.on_stage(stage, seconds)
         self._last_stamp = stamp
         self._frames += 1
         self._inventory = None

@@ -1,4 +1,4 @@
-"""Baseline memories and the one factory that builds any memory by method name.
+"""The explicit object map: the baseline memory a team would otherwise build.
 
 ``ObjectMapMemory`` is the explicit object map a team would otherwise build (what
 ConceptGraphs- or Hydra-style mappers do): world-frame detections are clustered into
@@ -8,7 +8,7 @@ geometry-token grid, so it sees exactly what the learned memory sees. Its state 
 with the number of objects and with the floor area covered.
 
 The full-context and sliding-window baselines are variants of the learned model
-(``memory.model.TTTMemory`` with backbone flags), built by :func:`make_memory`.
+(``memory.model.TTTMemory`` with backbone flags), built by ``memory.factory.make_memory``.
 
 Clustering, per frame:
 
@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
-from spatial_ttt_ros.reasoning.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 
 FORMAT = "spatial_ttt_ros.memory.object_map"
 FORMAT_VERSION = 1
@@ -822,52 +822,3 @@ class ObjectMapMemory:
         except ImportError:  # pragma: no cover - opencv is a dependency
             pass
         return Room(area_m2=area, min_xy=min_xy.astype(np.float64), max_xy=max_xy.astype(np.float64), polygons=polygons)
-
-
-# -- factory -------------------------------------------------------------------------
-# method -> TTTMemory variant (memory/model.py VARIANTS); "object_map" is built here.
-TTT_METHODS: dict[str, str] = {
-    "ttt": "ttt",
-    "full_context": "full_context",
-    "sliding_window": "swa",
-    "ttt_frozen": "frozen",
-    "ttt_no_conv": "no_conv",
-    "ttt_momentum": "momentum",
-    "ttt_muon": "muon",
-}
-METHODS: tuple[str, ...] = ("object_map",) + tuple(TTT_METHODS)
-
-
-def make_memory(method: str, checkpoint: str | Path | None = None, **kw):
-    """Build a ``SpatialMemory`` by method name.
-
-    Args:
-        method: one of ``METHODS``: "object_map" (this module's explicit map) or a
-            variant of the learned model: "ttt", "full_context", "sliding_window",
-            "ttt_frozen", "ttt_no_conv", "ttt_momentum", "ttt_muon".
-        checkpoint: model checkpoint for the learned variants (None: the shipped one).
-        **kw: passed to the memory's constructor (``ObjectMapMemory`` settings, or
-            ``TTTMemory`` ones such as ``threshold``, ``device``).
-
-    Raises:
-        ValueError: unknown method (the message lists the known ones), or a method the
-            installed model does not support.
-    """
-    key = str(method).strip().lower().replace("-", "_")
-    if key == "object_map":
-        if checkpoint is not None:
-            raise ValueError("object_map has no checkpoint (it learns nothing); pass checkpoint=None")
-        return ObjectMapMemory(**kw)
-    if key not in TTT_METHODS:
-        raise ValueError(f"unknown memory method {method!r}; choose from {', '.join(METHODS)}")
-    # Lazy: torch and the model are only needed for the learned variants.
-    from spatial_ttt_ros.memory import model as model_mod
-
-    variant = TTT_METHODS[key]
-    if variant not in getattr(model_mod, "VARIANTS", ()):
-        raise ValueError(
-            f"memory method {method!r} needs model variant {variant!r}, which this model does not support "
-            f"(it supports {getattr(model_mod, 'VARIANTS', ())})"
-        )
-    kw.setdefault("name", key)
-    return model_mod.TTTMemory.from_checkpoint(checkpoint, variant=variant, **kw)

@@ -1,6 +1,6 @@
 """``spatial-ttt train``: train the spatial memory model end to end on simulated streams.
 
-Data (memory/data.py): simulator streams rendered at low resolution at the model's
+Data (training/data.py): simulator streams rendered at low resolution at the model's
 keyframe rate, turned into tokens by the same front-end as the pipeline and the
 benchmarks (label image -> detections -> lifting -> detector noise model (misses,
 false positives, class confusion, box/size/depth noise, pose drift) -> tokenizer).
@@ -29,8 +29,7 @@ first-seen times (appearance order). It does *not* train on question text: quest
 answered by exact geometry over the decoded inventory (reasoning/), so this stage only
 sharpens the inventory where the questions are sensitive.
 
-Quick evaluation (same path as ``spatial-ttt bench quality``, fewer scenes):
-``python -m spatial_ttt_ros.memory.training eval --checkpoint CKPT --seeds 9000,9001``.
+Evaluation of a trained checkpoint: ``spatial-ttt bench quality --checkpoint CKPT``.
 """
 
 from __future__ import annotations
@@ -274,7 +273,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spatial_ttt_ros.memory.checkpoint import load_model, save_model
-    from spatial_ttt_ros.memory.data import get_stream, training_recipe
+    from spatial_ttt_ros.training.data import get_stream, training_recipe
     from spatial_ttt_ros.memory.model import MemoryConfig, SpatialMemoryModel
 
     torch.set_num_threads(max(1, int(args.threads)))
@@ -406,107 +405,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "eval":
-        return eval_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.memory.training")
+    parser = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.training.train")
     configure_parser(parser)
     return run(parser.parse_args(argv))
-
-
-
-# ----------------------------------------------------------------------------- quick eval
-def quick_eval(
-    methods: dict,
-    seeds=(9000, 9001, 9002),
-    n_frames: int = 1000,
-    n_rooms: int = 2,
-    rate_hz: float = 10.0,
-    noise: str = "noisy",
-    width: int = 160,
-    height: int = 120,
-    log=print,
-) -> dict:
-    """VSI-style score of each memory in ``methods`` (name -> SpatialMemory) on held-out scenes.
-
-    Same path as the benchmark: simulator stream -> FrontEnd(labels, noise) -> tokens ->
-    memory -> inventory -> reasoning.qa.answer_question -> evaluation.metrics.
-    """
-    from spatial_ttt_ros.evaluation.metrics import aggregate, score_record
-    from spatial_ttt_ros.frames import CameraFrame
-    from spatial_ttt_ros.memory.data import HELD_OUT_SEEDS, VAL_SEEDS
-    from spatial_ttt_ros.memory.front_end import FrontEnd
-    from spatial_ttt_ros.reasoning.answer import QuestionError
-    from spatial_ttt_ros.reasoning.qa import answer_question
-    from spatial_ttt_ros.sim.questions import generate_questions
-    from spatial_ttt_ros.sim.stream import simulate_stream
-
-    scored: dict[str, list] = {m: [] for m in methods}
-    for seed in seeds:
-        if seed not in HELD_OUT_SEEDS and seed not in VAL_SEEDS:
-            raise ValueError(f"quick_eval seed {seed} is neither a held-out nor a validation seed")
-        ss = simulate_stream(seed, n_rooms, n_frames, rate_hz, width, height)
-        front = FrontEnd(source="labels", noise=noise, noise_seed=seed)
-        tokens, seen = [], {}
-        for i, (stamp, T) in enumerate(ss.trajectory):
-            _, depth, labels, inst = ss.renderer.render(T, shade=False)
-            ss._note_visible(inst, i, seen)
-            frame = CameraFrame(stamp=stamp, depth=depth, K=ss.K, T_world_cam=T, labels=labels, frame_index=i)
-            tokens.append(front.process(frame)[1])
-        t0 = ss.trajectory[0][0]
-        first_seen = {k: ss.trajectory[i][0] - t0 for k, i in sorted(seen.items())}
-        qs = generate_questions(ss.scene, first_seen, seed, f"heldout{seed}", visited_rooms=ss.visited_rooms)
-        for name, mem in methods.items():
-            t = time.time()
-            mem.reset()
-            for tok in tokens:
-                mem.observe(tok)
-            inv = mem.inventory()
-            for q in qs:
-                try:
-                    pred = answer_question(q["question"], q["options"] or None, inv).prediction()
-                except QuestionError:
-                    pred = float("nan")
-                scored[name].append((q, score_record(q, pred)))
-            log(f"seed {seed} {name}: {len(inv.objects)} objects decoded ({len(ss.scene.objects)} in scene, "
-                f"{len(first_seen)} seen), {time.time() - t:.1f}s")
-    return {name: aggregate(s) for name, s in scored.items()}
-
-
-def eval_main(argv: list[str]) -> int:
-    from spatial_ttt_ros.memory.baselines import make_memory
-
-    p = argparse.ArgumentParser(prog="python -m spatial_ttt_ros.memory.training eval")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--methods", default="ttt,ttt_frozen,object_map")
-    p.add_argument("--seeds", default="9000,9001,9002")
-    p.add_argument("--frames", type=int, default=1000)
-    p.add_argument("--rooms", type=int, default=2)
-    p.add_argument("--rate", type=float, default=10.0)
-    p.add_argument("--noise", default="noisy")
-    p.add_argument("--json", default=None)
-    p.add_argument("--threshold", type=float, default=None, help="TTT object threshold (default: TTTMemory's)")
-    p.add_argument("--thresholds", default=None, help="comma list: evaluate each TTT method at each threshold")
-    a = p.parse_args(argv)
-    torch.set_num_threads(1)
-    methods = {}
-    for m in a.methods.split(","):
-        if m == "object_map":
-            methods[m] = make_memory(m)
-        elif a.thresholds:  # sweep the decoding threshold (tune on VAL_SEEDS only)
-            for t in a.thresholds.split(","):
-                methods[f"{m}@{t}"] = make_memory(m, checkpoint=a.checkpoint, threshold=float(t), name=f"{m}@{t}")
-        else:
-            kw = {} if a.threshold is None else {"threshold": a.threshold}
-            methods[m] = make_memory(m, checkpoint=a.checkpoint, **kw)
-    t = time.time()
-    res = quick_eval(methods, [int(s) for s in a.seeds.split(",")], a.frames, a.rooms, a.rate, a.noise)
-    print(f"eval wall {time.time() - t:.0f}s")
-    for name, r in res.items():
-        print(f"{name:14s} overall {r['overall']:.1f}  " + " ".join(f"{k[:14]} {v:.0f}" for k, v in r["tasks"].items()))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
