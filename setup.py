@@ -31,5 +31,7 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.60",
     ],
+    # Spatial-TTT-nano (Qwen3-VL-2B + LaCT) on a GPU: pip install '.[vlm]' (flash-attn optional)
+    extras_require={"vlm": ["transformers>=4.57.1,<5", "accelerate>=1.0"]},
     entry_points={"console_scripts": ["spatial-ttt = spatial_ttt_ros.cli:main"]},
 )
