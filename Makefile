@@ -13,5 +13,5 @@ test: setup
 demo: setup
 	$(PY) scripts/demo.py
 
-clean:
+clean:  # the venv keeps its own build (.venv/build), so its install survives this
 	rm -rf build install log

@@ -12,7 +12,7 @@ Arguments:
   log_level        rclcpp/rclpy log level (info)
 
 Example: ros2 launch spatial_ttt_ros spatial_ttt.launch.py namespace:=robot1 \
-  color_topic:=/camera/camera/color/image_raw depth_topic:=/camera/camera/aligned_depth_to_color/image_raw
+  color_topic:=camera/camera/color/image_raw depth_topic:=camera/camera/aligned_depth_to_color/image_raw
 """
 
 import os
@@ -28,15 +28,17 @@ PACKAGE = "spatial_ttt_ros"
 EXECUTABLE = "spatial_ttt_node"
 PARAMS_FILE = os.path.join("config", "spatial_ttt.yaml")
 
-# launch argument -> (topic the node subscribes to, description); defaults match topics.py.
+# launch argument -> (topic the node subscribes to, description). The node's input names are
+# relative (topics.py without the leading slash), so with namespace:=robot1 they resolve under
+# /robot1; a relative argument value stays in the namespace, an absolute one ("/camera/...") leaves it.
 INPUT_TOPICS = {
-    "color_topic": ("/camera/color/image_raw", "colour image (sensor_msgs/Image)"),
-    "compressed_topic": ("/camera/color/image_raw/compressed", "compressed colour (use_compressed: true)"),
-    "depth_topic": ("/camera/depth/image_raw", "depth image, 16UC1 mm or 32FC1 m"),
-    "camera_info_topic": ("/camera/color/camera_info", "camera intrinsics"),
-    "labels_topic": ("/camera/labels/image_raw", "label image of class ids (detector: labels)"),
-    "pose_topic": ("/camera/pose", "camera pose (geometry_msgs/PoseStamped)"),
-    "odom_topic": ("/odom", "odometry (nav_msgs/Odometry)"),
+    "color_topic": ("camera/color/image_raw", "colour image (sensor_msgs/Image)"),
+    "compressed_topic": ("camera/color/image_raw/compressed", "compressed colour (use_compressed: true)"),
+    "depth_topic": ("camera/depth/image_raw", "depth image, 16UC1 mm or 32FC1 m"),
+    "camera_info_topic": ("camera/color/camera_info", "camera intrinsics"),
+    "labels_topic": ("camera/labels/image_raw", "label image of class ids (detector: labels)"),
+    "pose_topic": ("camera/pose", "camera pose (geometry_msgs/PoseStamped)"),
+    "odom_topic": ("odom", "odometry (nav_msgs/Odometry)"),
 }
 
 

@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
-BUILD_DIR="${BUILD_DIR:-$ROOT/build/venv}"
+BUILD_DIR="${BUILD_DIR:-$VENV/build}"  # inside the venv: `make clean` must not break its install
 die() { echo "setup: error: $*" >&2; exit 1; }
 
 # --- preflight: what this machine must already have -------------------------------

@@ -312,10 +312,10 @@ def test_launch_file_compiles_and_names_the_node():
     installed = (REPO / "CMakeLists.txt").read_text()
     assert "spatial_ttt_node DESTINATION lib/${PROJECT_NAME}" in installed
     assert "install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})" in installed
-    # Every input topic of topics.py can be remapped from a launch argument.
+    # Every input topic of topics.py can be remapped from a launch argument (relative names).
     for topic in (topics.COLOR, topics.COLOR_COMPRESSED, topics.DEPTH, topics.CAMERA_INFO, topics.LABELS,
                   topics.POSE, topics.ODOM):
-        assert topic in consts, topic
+        assert topic.lstrip("/") in consts, topic
 
 
 # ----------------------------------------------------------------------------- lifecycle (no traffic)

@@ -192,3 +192,63 @@ class ApproximateTimeSync:
                     if i > 0:
                         keep_from = b.stamps[i - 1]
                 self.buffers[s].prune_before(keep_from)
+
+
+# ----------------------------------------------------------------------------- the frames' time line
+
+ACCEPT, OUT_OF_ORDER, HELD, DROP_BACK, NEW_LINE_BACK, NEW_LINE_FORWARD = (
+    "accept", "out_of_order", "held", "drop_back", "new_line_back", "new_line_forward",
+)
+
+
+class TimeLine:
+    """Decides whether a frame's stamp continues the stream, so one wild stamp cannot reset the memory.
+
+    A frame continues the line when it is newer than the last accepted one by at most a
+    gap (``threshold``, at least 1 s, or three frame intervals for slow cameras, at most
+    10 s). A small step back is out of order (dropped). A frame far from the line, in
+    either direction (a bag restarting, a clock jump, a forged stamp), is *held*: dropped
+    and remembered as the start of a candidate line. Only when ``confirm`` consecutive
+    far frames continue that candidate does the line switch (``NEW_LINE_BACK`` asks the
+    node to reset the memory; forward, the stream just goes on). A single frame at -5 s,
+    +1e6 s or the int32 maximum is held and forgotten as soon as a frame continues the
+    real line.
+    """
+
+    def __init__(self, threshold: float, confirm: int = 3) -> None:
+        self.threshold = float(threshold)
+        self.confirm = max(1, int(confirm))
+        self.last: float | None = None
+        self.interval = 0.0  # last accepted step [s]
+        self._candidate: list[float] = []
+
+    def reset(self) -> None:
+        self.last, self.interval, self._candidate = None, 0.0, []
+
+    def gap(self) -> float:
+        return max(self.threshold, min(max(1.0, 3.0 * self.interval), 10.0))
+
+    def check(self, t: float, follow_back: bool = True) -> str:
+        """The verdict for a frame at ``t``; ``follow_back=False`` (on_time_jump: drop) never
+        switches to an older line: such frames are dropped until time passes the last stamp."""
+        if self.last is None:
+            self.last = t
+            return ACCEPT
+        d = t - self.last
+        if 0 < d <= self.gap():
+            self.interval, self.last, self._candidate = d, t, []
+            return ACCEPT
+        if -self.threshold <= d <= 0:
+            return OUT_OF_ORDER
+        if d < 0 and not follow_back:
+            return DROP_BACK
+        c = self._candidate
+        if c and 0 < t - c[-1] <= self.gap():
+            c.append(t)
+        else:
+            self._candidate = c = [t]
+        if len(c) < self.confirm:
+            return HELD
+        self._candidate, self.last = [], t
+        self.interval = (c[-1] - c[0]) / (len(c) - 1) if len(c) > 1 else 0.0
+        return NEW_LINE_BACK if d < 0 else NEW_LINE_FORWARD

@@ -23,6 +23,7 @@ on /diagnostics; the node stays up.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import tempfile
 import threading
@@ -54,10 +55,27 @@ from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import SceneDescription
 from spatial_ttt_ros.answer import QuestionError
 from spatial_ttt_ros.ros import conversions as conv
-from spatial_ttt_ros.ros.frame_sync import ApproximateTimeSync, SyncedSet
-from spatial_ttt_ros.ros.memory_files import MemoryPathError, resolve_memory_path
-from spatial_ttt_ros.ros.params import NodeParams, declare_parameters, read_parameters
-from spatial_ttt_ros.ros.stats import NodeStats
+from spatial_ttt_ros.ros.frame_sync import (
+    DROP_BACK,
+    HELD,
+    NEW_LINE_BACK,
+    NEW_LINE_FORWARD,
+    OUT_OF_ORDER,
+    ApproximateTimeSync,
+    SyncedSet,
+    TimeLine,
+)
+from spatial_ttt_ros.ros.memory_files import (
+    MemoryPathError,
+    check_loaded_counters,
+    check_memory_files,
+    remove_orphan_temp_files,
+    resolve_memory_path,
+    save_atomically,
+)
+from spatial_ttt_ros.ros.params import NodeParams, check_parameter, declare_parameters, read_parameters
+from spatial_ttt_ros.ros.input_limits import MAX_QUESTION_CHARS, compressed_image_size
+from spatial_ttt_ros.ros.stats import NodeStats, safe_text
 from spatial_ttt_ros.ros.worker import FrameWorker, WorkItem
 from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
 
@@ -67,6 +85,20 @@ except ImportError:  # pragma: no cover - depends on the machine
     tf2_ros = None
 
 NODE_NAME = "spatial_ttt"
+MAX_STAMP_S = 2.0**31  # builtin_interfaces/Time.sec is an int32
+JUMP_CONFIRM_FRAMES = 3  # consecutive frames that must agree before the stream's time line switches
+
+# Input name -> the topic the node subscribes to: relative names (ROS convention), so a
+# namespace moves them with the node (/robot1/camera/...) and remapping works as usual.
+INPUT_TOPICS = {
+    "color": topics.COLOR.lstrip("/"),
+    "compressed": topics.COLOR_COMPRESSED.lstrip("/"),
+    "depth": topics.DEPTH.lstrip("/"),
+    "camera_info": topics.CAMERA_INFO.lstrip("/"),
+    "labels": topics.LABELS.lstrip("/"),
+    "pose": topics.POSE.lstrip("/"),
+    "odom": topics.ODOM.lstrip("/"),
+}
 
 
 # ----------------------------------------------------------------------------- building the core
@@ -155,24 +187,34 @@ class SpatialTTTNode(LifecycleNode):
         self._sync_lock = threading.Lock()
         self._log_times: dict[str, float] = {}
         self._answers_given = 0
-        self._subs: list = []
-        self._timers: list = []
-        self._services: list = []
+        # Our own entity lists under names rclpy's Node does not use: assigning ``self._timers`` or
+        # ``self._services`` would replace rclpy's lists, so the parameter and lifecycle services
+        # would be garbage-collected or never served and every timer registered twice (issue 11).
+        self._input_subs: dict = {}  # input name -> subscription (its topic_name is the resolved name)
+        self._periodic_timers: list = []
+        self._node_services: list = []
         self._pubs: dict = {}
         self._worker: FrameWorker | None = None
         self._sync: ApproximateTimeSync | None = None
         self._camera_info: CameraInfo | None = None
         self._K: np.ndarray | None = None
         self._pose_topic_in_use: str | None = None  # auto without TF: the first of pose/odom to publish
-        self._last_offered_stamp: float | None = None
+        self._timeline: TimeLine | None = None  # stamp order of offered frames (set at activate)
         self._label_table: np.ndarray | None = None
         self._camera_in_base = np.eye(4)
         self._tf_buffer = None
         self._tf_listener = None
         self._last_problem_total = 0
         self._last_drops = 0
-        self.configure_error = ""
+        self.configure_error = "waiting for configure (autostart: false, or not yet)"
+        self._stopping = False  # set by main() on Ctrl-C: callbacks racing the shutdown stay quiet
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # /diagnostics lives as long as the node, so an unconfigured or inactive node still says
+        # why ("not configured: <reason>"); its period is re-read at each configure.
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = None
+        self._diag_period = 0.0
+        self._start_diagnostics(float(self.get_parameter("diagnostics_period_s").value))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,6 +227,10 @@ class SpatialTTTNode(LifecycleNode):
                 successful=False,
                 reason="parameters are read at configure: deactivate and clean up the node, set them, configure again",
             )
+        for param in parameters:  # choices and shapes that a descriptor's range cannot express
+            problem = check_parameter(param.name, param.value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
 
     def _on_stage(self, stage: str, seconds: float) -> None:
@@ -207,27 +253,34 @@ class SpatialTTTNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.params = p
         self.pipeline = pipeline
+        self.configure_error = ""
         self._label_table = label_id_table(p.class_names)
         self._camera_in_base = conv.pose7_to_matrix(p.camera_in_base)
         self._fp16 = p.fp16 and self.device == "cuda"
 
+        removed = remove_orphan_temp_files(p.memory_root)
+        if removed:
+            self.get_logger().warning(f"removed {len(removed)} unfinished save(s) from memory_dir: {', '.join(removed[:5])}")
+        # Lifecycle publishers: they publish only while the node is active (rclpy activates them
+        # with the node), so an inactive node sends no answers, descriptions or markers.
         self._pubs = {
-            "description": self.create_publisher(SceneDescription, "~/scene_description", 10),
-            "answers": self.create_publisher(AnswerMsg, "~/answers", 10),
-            "markers": self.create_publisher(
+            "description": self.create_lifecycle_publisher(SceneDescription, "~/scene_description", 10),
+            "answers": self.create_lifecycle_publisher(AnswerMsg, "~/answers", 10),
+            "markers": self.create_lifecycle_publisher(
                 MarkerArray, "~/markers", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             ),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         group = MutuallyExclusiveCallbackGroup()  # services queue behind each other, not behind frames
-        self._services = [
-            self.create_service(Ask, "~/ask", self._on_ask, callback_group=group),
-            self.create_service(Query, "~/query", self._on_query, callback_group=group),
-            self.create_service(Describe, "~/describe", self._on_describe, callback_group=group),
-            self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group),
-            self.create_service(SaveMemory, "~/save_memory", self._on_save, callback_group=group),
-            self.create_service(LoadMemory, "~/load_memory", self._on_load, callback_group=group),
+        service = lambda t, name, cb: self.create_service(t, name, self._guarded(cb, t), callback_group=group)  # noqa: E731
+        self._node_services = [
+            service(Ask, "~/ask", self._on_ask),
+            service(Query, "~/query", self._on_query),
+            service(Describe, "~/describe", self._on_describe),
+            service(Trigger, "~/reset", self._on_reset),
+            service(SaveMemory, "~/save_memory", self._on_save),
+            service(LoadMemory, "~/load_memory", self._on_load),
         ]
+        self._start_diagnostics(p.diagnostics_period_s)
         self.get_logger().info(
             f"configured in {time.perf_counter() - t0:.1f} s: memory {p.method} on {self.device}"
             f"{' (fp16)' if self._fp16 else ''}, detector {p.detector}"
@@ -249,7 +302,7 @@ class SpatialTTTNode(LifecycleNode):
             interpolators={"pose": conv.interpolate_pose},
             max_gap={"pose": p.pose_max_gap_s},
         )
-        self._last_offered_stamp = None
+        self._timeline = TimeLine(p.time_jump_threshold_s, JUMP_CONFIRM_FRAMES)
         self._pose_topic_in_use = None
         self._worker = FrameWorker(p.queue_size, self._process_frame, self._on_new_generation, self._on_worker_error)
         self._worker.start()
@@ -261,33 +314,44 @@ class SpatialTTTNode(LifecycleNode):
             durability=DurabilityPolicy.VOLATILE,
         )
         group = MutuallyExclusiveCallbackGroup()  # the sync is fed by one callback at a time
-        sub = lambda t, topic, cb: self.create_subscription(t, topic, cb, qos, callback_group=group)  # noqa: E731
+
+        def sub(name: str, msg_type, cb) -> None:
+            # Relative names (ROS convention): a namespace moves the inputs with the node, and
+            # remapping works on them as on any node's.
+            self._input_subs[name] = self.create_subscription(
+                msg_type, INPUT_TOPICS[name], self._guarded(cb), qos, callback_group=group
+            )
+
         if p.use_compressed:
-            self._subs.append(sub(CompressedImage, topics.COLOR_COMPRESSED, self._on_color))
+            sub("compressed", CompressedImage, self._on_color)
         else:
-            self._subs.append(sub(Image, topics.COLOR, self._on_color))
-        self._subs.append(sub(Image, topics.DEPTH, self._on_depth))
+            sub("color", Image, self._on_color)
+        sub("depth", Image, self._on_depth)
         # camera_info is latched by many drivers; reliable + transient-local would miss best-effort
         # publishers, so it uses the input QoS like the images.
-        self._subs.append(sub(CameraInfo, topics.CAMERA_INFO, self._on_camera_info))
+        sub("camera_info", CameraInfo, self._on_camera_info)
         if p.detector == "labels":
-            self._subs.append(sub(Image, topics.LABELS, self._on_labels))
+            sub("labels", Image, self._on_labels)
         if pose_mode == "tf":
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self, spin_thread=False)
         if pose_mode in ("pose", "any"):
-            self._subs.append(sub(PoseStamped, topics.POSE, self._on_pose))
+            sub("pose", PoseStamped, self._on_pose)
         if pose_mode in ("odom", "any"):
-            self._subs.append(sub(Odometry, topics.ODOM, self._on_odom))
+            sub("odom", Odometry, self._on_odom)
 
         timer_group = MutuallyExclusiveCallbackGroup()
         if p.description_period_s > 0:
-            self._timers.append(self.create_timer(p.description_period_s, self._publish_description, callback_group=timer_group))
-        if p.diagnostics_period_s > 0:
-            self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics, callback_group=timer_group))
+            self._periodic_timers.append(
+                self.create_timer(p.description_period_s, self._guarded(self._publish_description), callback_group=timer_group)
+            )
+        pose_from = {"tf": "tf", "pose": self._topic("pose"), "odom": self._topic("odom"),
+                     "any": f"the first of {self._topic('pose')} / {self._topic('odom')}"}[pose_mode]
         self.get_logger().info(
-            f"active: pose from {pose_mode if pose_mode != 'any' else 'the first of ' + topics.POSE + ' / ' + topics.ODOM}, "
-            f"colour {'compressed' if p.use_compressed else 'raw'}, sync tolerance {p.sync_tolerance_s} s, "
+            f"active: colour {self._topic('compressed' if p.use_compressed else 'color')}, depth {self._topic('depth')}, "
+            f"camera_info {self._topic('camera_info')}"
+            + (f", labels {self._topic('labels')}" if p.detector == "labels" else "")
+            + f", pose from {pose_from}; sync tolerance {p.sync_tolerance_s} s, "
             f"queue {p.queue_size} (drop-oldest), QoS {p.qos_reliability}/{p.qos_depth}"
         )
         return super().on_activate(state)
@@ -301,11 +365,15 @@ class SpatialTTTNode(LifecycleNode):
         self._destroy_outputs()
         with self._pipeline_lock:
             self.pipeline = None
+        self.configure_error = "cleaned up"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self._stop_inputs()
         self._destroy_outputs()
+        with self._pipeline_lock:
+            self.pipeline = None
+        self.configure_error = "shut down"
         return TransitionCallbackReturn.SUCCESS
 
     def _pose_mode(self) -> str:
@@ -314,29 +382,76 @@ class SpatialTTTNode(LifecycleNode):
             return "tf" if tf2_ros is not None else "any"
         return src
 
+    def _topic(self, name: str) -> str:
+        """The resolved name of an input (namespace and remapping applied), for log lines."""
+        sub = self._input_subs.get(name)
+        return sub.topic_name if sub is not None else INPUT_TOPICS.get(name, name)
+
     def _stop_inputs(self) -> None:
-        for s in self._subs:
+        for s in self._input_subs.values():
             self.destroy_subscription(s)
-        for t in self._timers:
+        for t in self._periodic_timers:
             self.destroy_timer(t)
-        self._subs, self._timers = [], []
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
+        self._input_subs, self._periodic_timers = {}, []
+        worker, self._worker = self._worker, None  # callbacks in flight see None and return
+        if worker is not None:
+            worker.stop()
         self._tf_listener = None
         self._tf_buffer = None
 
     def _destroy_outputs(self) -> None:
-        for s in self._services:
+        for s in self._node_services:
             self.destroy_service(s)
         for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._services, self._pubs = [], {}
+            self.destroy_lifecycle_publisher(pub)
+        self._node_services, self._pubs = [], {}
+
+    def _start_diagnostics(self, period_s: float) -> None:
+        """(Re)start the /diagnostics timer; it runs in every lifecycle state."""
+        if self._diag_timer is not None and period_s == self._diag_period:
+            return
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        self._diag_period = period_s
+        if period_s > 0:
+            self._diag_timer = self.create_timer(period_s, self._guarded(self._publish_diagnostics))
+
+    def _state_label(self) -> str:
+        return self._state_machine.current_state[1] if hasattr(self, "_state_machine") else "?"
+
+    def _guarded(self, callback, srv_type=None):
+        """A last-resort handler around a callback: no exception ever reaches the executor
+        (in main() that would end the node). Counted and logged like any other problem; a
+        service still answers, with success false."""
+
+        def run(*args):
+            try:
+                return callback(*args)
+            except Exception as exc:  # noqa: BLE001 - the point of this wrapper
+                if self._stopping:
+                    return args[-1] if srv_type is not None else None
+                self._problem("callback_error", f"{getattr(callback, '__name__', 'callback')}: {type(exc).__name__}: {exc}")
+                if self.stats.problems_snapshot().get("callback_error", 0) == 1:  # the first one in full
+                    self.get_logger().error(safe_text("".join(traceback.format_exception(exc)), 4000))
+                if srv_type is None:
+                    return None
+                response = args[-1] if len(args) == 2 else srv_type.Response()
+                if hasattr(response, "success"):
+                    response.success = False
+                for field in ("error", "message"):
+                    if hasattr(response, field):
+                        setattr(response, field, f"internal error: {safe_text(f'{type(exc).__name__}: {exc}')}")
+                return response
+
+        run.__name__ = getattr(callback, "__name__", "callback")
+        return run
 
     # ------------------------------------------------------------------ problems
 
     def _problem(self, kind: str, message: str) -> None:
         """Count a problem and log it, at most once per log_throttle_s per kind."""
+        message = safe_text(message, 500)  # may carry strings from messages: no forged lines
         self.stats.problem(kind, message)
         now = time.monotonic()
         throttle = self.params.log_throttle_s if self.params else 5.0
@@ -371,36 +486,42 @@ class SpatialTTTNode(LifecycleNode):
         return self._pose_topic_in_use == topic
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        if not self._take_pose_topic(topics.POSE):
+        topic = self._topic("pose")
+        if not self._take_pose_topic(topic):
             return
         try:
             T = conv.pose_to_matrix(msg.pose)
         except ValueError as exc:
-            self._problem("bad_pose", f"{topics.POSE}: {exc}")
+            self._problem("bad_pose", f"{topic}: {exc}")
             return
-        self._check_world_frame(msg.header.frame_id, topics.POSE)
+        self._check_world_frame(msg.header.frame_id, topic)
         self._add("pose", msg, T)
 
     def _on_odom(self, msg: Odometry) -> None:
-        if not self._take_pose_topic(topics.ODOM):
+        topic = self._topic("odom")
+        if not self._take_pose_topic(topic):
             return
         try:
             T = conv.pose_to_matrix(msg.pose.pose) @ self._camera_in_base
         except ValueError as exc:
-            self._problem("bad_pose", f"{topics.ODOM}: {exc}")
+            self._problem("bad_pose", f"{topic}: {exc}")
             return
-        self._check_world_frame(msg.header.frame_id, topics.ODOM)
+        self._check_world_frame(msg.header.frame_id, topic)
         self._add("pose", msg, T)
 
     def _check_world_frame(self, frame_id: str, topic: str) -> None:
-        if frame_id and frame_id.lstrip("/") != self.params.world_frame:
+        params = self.params
+        if params is not None and frame_id and frame_id.lstrip("/") != params.world_frame:
             self._problem(
                 "pose_frame",
-                f"{topic} is in frame '{frame_id}', not world_frame '{self.params.world_frame}'; used as if it were",
+                f"{topic} is in frame '{safe_text(frame_id, 64)}', not world_frame '{params.world_frame}'; used as if it were",
             )
 
     def _add(self, stream: str, msg, item=None) -> None:
         stamp = conv.stamp_to_sec(msg.header.stamp)
+        if not (0.0 <= stamp < MAX_STAMP_S):
+            self._problem("bad_stamp", f"{stream} message stamped {stamp:.3f} s: dropped (stamps are seconds since the epoch)")
+            return
         with self._sync_lock:
             if self._sync is None:
                 return
@@ -417,9 +538,9 @@ class SpatialTTTNode(LifecycleNode):
                 kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
                 hint = ""
                 if d.overflow and missing == "labels":
-                    hint = f" (detector 'labels' needs {topics.LABELS}; a plain camera wants detector 'onnx')"
+                    hint = f" (detector 'labels' needs {self._topic('labels')}; a plain camera wants detector 'onnx')"
                 elif d.overflow and missing == "pose":
-                    hint = f" (is anything publishing {topics.POSE} or {topics.ODOM}? see pose_source)"
+                    hint = f" (is anything publishing {self._topic('pose')} or {self._topic('odom')}? see pose_source)"
                 self._problem(kind, f"frame at {d.stamp:.3f} s dropped: no {missing} message {why}{hint}")
                 break  # one problem per dropped frame
         for s in result.sets:
@@ -427,38 +548,57 @@ class SpatialTTTNode(LifecycleNode):
 
     def _offer(self, s: SyncedSet) -> None:
         """Cheap header checks, stamp order, then the worker's queue (never blocks)."""
+        # Locals: a lifecycle transition may clear these while a callback is still running.
+        worker, params, K, timeline = self._worker, self.params, self._K, self._timeline
+        if worker is None or params is None or timeline is None:
+            return  # deactivated while this frame was being paired
         self.stats.input_rate.tick()
         depth, color = s.items["depth"], s.items["color"]
-        if self._K is None:
-            self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {topics.CAMERA_INFO}")
+        if K is None:
+            self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {self._topic('camera_info')}")
             return
-        reason = self._header_problem(depth, color, s.items.get("labels"))
+        reason = self._header_problem(depth, color, s.items.get("labels"), params.max_image_pixels)
         if reason is not None:
             self._problem(*reason)
             return
-        last = self._last_offered_stamp
-        if last is not None and s.stamp <= last:
-            if last - s.stamp > self.params.time_jump_threshold_s:
-                if self.params.on_time_jump == "reset":
-                    self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s (to {s.stamp:.3f} s): memory reset, new stream")
-                    self._worker.new_generation()
-                else:
-                    self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s: frame at {s.stamp:.3f} s dropped (on_time_jump=drop)")
-                    return
-            else:
-                self._problem("out_of_order", f"frame at {s.stamp:.3f} s is not newer than the last ({last:.3f} s): dropped")
-                return
-        self._last_offered_stamp = s.stamp
-        if not self._worker.offer(FramePayload(s, self._K, depth.header.frame_id)):
-            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {self._worker.capacity})")
+        with self._sync_lock:
+            last = timeline.last
+            verdict = timeline.check(s.stamp, follow_back=params.on_time_jump == "reset")
+        if verdict == OUT_OF_ORDER:
+            self._problem("out_of_order", f"frame at {s.stamp:.3f} s is not newer than the last ({last:.3f} s): dropped")
+            return
+        if verdict == HELD:
+            self._problem("time_outlier", f"frame at {s.stamp:.3f} s is far from the stream's time ({last:.3f} s): dropped "
+                          f"unless {timeline.confirm} frames in a row agree on the new time")
+            return
+        if verdict == DROP_BACK:
+            self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s: frame at {s.stamp:.3f} s dropped (on_time_jump=drop)")
+            return
+        if verdict == NEW_LINE_BACK:
+            self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s (to {s.stamp:.3f} s) for "
+                          f"{timeline.confirm} frames: memory reset, new stream")
+            worker.new_generation()
+        elif verdict == NEW_LINE_FORWARD:
+            self.get_logger().warning(f"stamps jumped forward {s.stamp - last:.2f} s (to {s.stamp:.3f} s): the stream goes on")
+        if not worker.offer(FramePayload(s, K, depth.header.frame_id)):
+            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {worker.capacity})")
 
-    def _header_problem(self, depth: Image, color, labels) -> tuple[str, str] | None:
+    def _header_problem(self, depth: Image, color, labels, max_pixels: int) -> tuple[str, str] | None:
+        # Size first, on the header alone: nothing big is decoded or copied before this.
+        if depth.width * depth.height > max_pixels:
+            return "image_too_large", f"depth is {depth.width}x{depth.height}, over max_image_pixels {max_pixels}"
+        if isinstance(color, CompressedImage):
+            size = compressed_image_size(color.data)
+            if size is None:
+                return "bad_compressed_image", f"compressed colour (format '{safe_text(color.format, 40)}') is not a PNG or JPEG"
+            if size[0] * size[1] > max_pixels:
+                return "image_too_large", f"compressed colour decodes to {size[0]}x{size[1]}, over max_image_pixels {max_pixels}"
         denc = depth.encoding.lower()
         if denc not in conv.DEPTH_ENCODINGS:
-            return "unsupported_encoding", f"depth encoding '{depth.encoding}' (use 16UC1 millimetres or 32FC1 metres)"
+            return "unsupported_encoding", f"depth encoding '{safe_text(depth.encoding, 40)}' (use 16UC1 millimetres or 32FC1 metres)"
         if isinstance(color, Image):
             if color.encoding.lower() not in conv.COLOR_ENCODINGS:
-                return "unsupported_encoding", f"colour encoding '{color.encoding}' (use rgb8, bgr8 or mono8)"
+                return "unsupported_encoding", f"colour encoding '{safe_text(color.encoding, 40)}' (use rgb8, bgr8 or mono8)"
             if (color.width, color.height) != (depth.width, depth.height):
                 return (
                     "size_mismatch",
@@ -467,7 +607,7 @@ class SpatialTTTNode(LifecycleNode):
                 )
         if labels is not None:
             if labels.encoding.lower() not in conv.LABEL_ENCODINGS:
-                return "unsupported_encoding", f"label encoding '{labels.encoding}' (use 16UC1 or mono8)"
+                return "unsupported_encoding", f"label encoding '{safe_text(labels.encoding, 40)}' (use 16UC1 or mono8)"
             if (labels.width, labels.height) != (depth.width, depth.height):
                 return "size_mismatch", f"labels are {labels.width}x{labels.height} but depth is {depth.width}x{depth.height}"
         info = self._camera_info
@@ -545,41 +685,82 @@ class SpatialTTTNode(LifecycleNode):
 
     # ------------------------------------------------------------------ services
 
+    def _refused_unless(self, response, states: tuple[str, ...] = ("active",), field: str = "error") -> bool:
+        """Services follow the lifecycle: answer only in ``states``, else success false and why."""
+        state = self._state_label()
+        if state in states and self.pipeline is not None:
+            return False
+        self.stats.problem("not_active", f"service called while {state}")
+        response.success = False
+        setattr(response, field, f"the node is {state}, not {' or '.join(states)}: "
+                "ros2 lifecycle set <node> configure / activate")
+        return True
+
     def _answer(self, question: str, compute) -> tuple[bool, str, AnswerMsg]:
+        """``compute(inventory) -> Answer`` runs outside the pipeline lock: only taking the
+        inventory (cached between frames) waits for the worker, so a slow question never
+        stalls the frames or the other services."""
         t0 = time.perf_counter()
         try:
             with self._pipeline_lock, self._autocast():
-                if self.pipeline is None:
+                pipeline, params = self.pipeline, self.params
+                if pipeline is None:
                     raise RuntimeError("the node is not configured")
-                answer = compute()
-                stamp = self.pipeline.inventory().stamp
+                inventory = pipeline.inventory()
+            answer = compute(inventory)
         except QuestionError as exc:
-            self._problem("question_error", str(exc))
-            return False, str(exc), AnswerMsg()
+            reason = safe_text(exc, 400)
+            self._problem("question_error", reason)
+            return False, reason, AnswerMsg()
         except Exception as exc:
             self._problem("answer_error", f"{type(exc).__name__}: {exc}")
-            return False, f"internal error: {type(exc).__name__}: {exc}", AnswerMsg()
+            return False, f"internal error: {safe_text(f'{type(exc).__name__}: {exc}', 400)}", AnswerMsg()
         finally:
             self.stats.latency["answer"].add(time.perf_counter() - t0)
-        msg = conv.answer_to_msg(answer, question, stamp, self.params.world_frame)
+        msg = conv.answer_to_msg(answer, question, inventory.stamp, params.world_frame)
         self._answers_given += 1
-        if "answers" in self._pubs:
-            self._pubs["answers"].publish(msg)
+        pub = self._pubs.get("answers")
+        if pub is not None:
+            pub.publish(msg)  # a lifecycle publisher: silent unless active
         return True, "", msg
 
+    def _too_long(self, kind: str, texts: list[str], response) -> bool:
+        n = sum(len(t) for t in texts)
+        if n <= MAX_QUESTION_CHARS:
+            return False
+        self._problem("question_too_long", f"{kind} of {n} characters refused (at most {MAX_QUESTION_CHARS})")
+        response.success, response.error = False, f"{kind} too long: {n} characters, at most {MAX_QUESTION_CHARS}"
+        return True
+
     def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+        if self._refused_unless(response) or self._too_long("question", [request.question, *request.options], response):
+            return response
         question = request.question.strip()
         if not question:
             self._problem("question_error", "empty question")
             response.success, response.error = False, "empty question: ask e.g. 'How many chairs are in the room?'"
             return response
         options = [o for o in request.options if o.strip()] or None
+        from spatial_ttt_ros.reasoning.parser import parse_question
+        from spatial_ttt_ros.reasoning.solvers import solve
+
+        try:  # parsed before and outside any lock (bounded length: cheap)
+            parsed = parse_question(question, options)
+        except QuestionError as exc:
+            reason = safe_text(exc, 400)
+            self._problem("question_error", reason)
+            response.success, response.error = False, reason
+            return response
         response.success, response.error, response.answer = self._answer(
-            question, lambda: self.pipeline.ask(question, options)
+            question, lambda inventory: solve(parsed, inventory, options)
         )
         return response
 
     def _on_query(self, request: Query.Request, response: Query.Response) -> Query.Response:
+        if self._refused_unless(response) or self._too_long(
+            "query", [request.task_type, *request.object_names, *request.options], response
+        ):
+            return response
         task = request.task_type.strip()
         if not task:
             self._problem("question_error", "empty task_type")
@@ -587,8 +768,10 @@ class SpatialTTTNode(LifecycleNode):
             return response
         objects = [o for o in request.object_names if o.strip()]
         options = [o for o in request.options if o.strip()] or None
+        from spatial_ttt_ros.reasoning.qa import answer_structured
+
         response.success, response.error, response.answer = self._answer(
-            "", lambda: self.pipeline.query(task, objects, options)
+            "", lambda inventory: answer_structured(task, objects, options, inventory)
         )
         return response
 
@@ -600,12 +783,14 @@ class SpatialTTTNode(LifecycleNode):
         return conv.inventory_to_description(inventory, text, frames, inventory.stamp, self.params.world_frame)
 
     def _on_describe(self, request, response: Describe.Response) -> Describe.Response:
+        if self._refused_unless(response, ("active", "inactive")):
+            return response
         try:
             response.description = self._describe_msg()
             response.success = True
         except Exception as exc:
             self._problem("describe_error", f"{type(exc).__name__}: {exc}")
-            response.success, response.error = False, f"{type(exc).__name__}: {exc}"
+            response.success, response.error = False, safe_text(f"{type(exc).__name__}: {exc}", 400)
         return response
 
     def _forget_stream(self) -> int:
@@ -619,45 +804,62 @@ class SpatialTTTNode(LifecycleNode):
         with self._sync_lock:
             if self._sync is not None:
                 self._sync.clear()
-            self._last_offered_stamp = None
+            if self._timeline is not None:
+                self._timeline.reset()
         return frames
 
     def _on_reset(self, request, response: Trigger.Response) -> Trigger.Response:
+        if self._refused_unless(response, field="message"):
+            return response
         frames = self._forget_stream()
         response.success, response.message = True, f"memory reset ({frames} frames forgotten)"
         self.get_logger().info(response.message)
         return response
 
     def _on_save(self, request: SaveMemory.Request, response: SaveMemory.Response) -> SaveMemory.Response:
+        # Saving reads the memory: also while inactive (deactivate, save, shut down).
+        if self._refused_unless(response, ("active", "inactive"), field="message"):
+            return response
+        root = self.params.memory_root
         try:
-            path = resolve_memory_path(self.params.memory_root, request.path, must_exist=False)
+            path = resolve_memory_path(root, request.path, must_exist=False)
             with self._pipeline_lock:
-                self.pipeline.save(path)
+                # Written into a fresh private directory inside memory_dir, then renamed into
+                # place: a symlink named like a companion file is replaced, never written through.
+                save_atomically(root, path, self.pipeline.save)
                 response.state_bytes = int(self.pipeline.state_bytes())
         except Exception as exc:
-            self._problem("save_failed", f"{request.path!r}: {exc}")
-            response.success, response.message = False, f"not saved: {exc}"
+            message = safe_text(exc, 300)
+            self._problem("save_failed", f"'{safe_text(request.path, 80)}': {message}")
+            response.success, response.message = False, f"not saved: {message}"
             return response
         response.success, response.message = True, str(path)
         self.get_logger().info(f"memory saved to {path} ({response.state_bytes} bytes of state)")
         return response
 
     def _on_load(self, request: LoadMemory.Request, response: LoadMemory.Response) -> LoadMemory.Response:
+        if self._refused_unless(response, field="message"):
+            return response
+        root = self.params.memory_root
         try:
-            path = resolve_memory_path(self.params.memory_root, request.path, must_exist=True)
+            path = resolve_memory_path(root, request.path, must_exist=True)
         except MemoryPathError as exc:
-            self._problem("load_refused", str(exc))
-            response.success, response.message = False, str(exc)
+            message = safe_text(exc, 300)
+            self._problem("load_refused", message)
+            response.success, response.message = False, message
             return response
         with self._pipeline_lock, tempfile.TemporaryDirectory(prefix="spatial_ttt_rollback_") as tmp:
             # A refused file must not cost the robot its current memory: keep a copy to restore.
+            # The copy is also the reference the file is checked against (same memory, same model).
             rollback = Path(tmp) / "state"
             try:
                 self.pipeline.save(rollback)
             except Exception:
                 rollback = None  # nothing to keep (empty memory)
             try:
+                check_memory_files(path, rollback)
                 self.pipeline.load(path)
+                check_loaded_counters(self.pipeline)
             except Exception as exc:
                 try:
                     if rollback is not None:
@@ -666,9 +868,10 @@ class SpatialTTTNode(LifecycleNode):
                         self.pipeline.reset()
                 except Exception as restore_exc:  # should not happen: our own fresh save
                     self.pipeline.reset()
-                    self.get_logger().error(f"could not restore the memory after a failed load: {restore_exc}")
-                message = f"refused {path.name}: {exc}" if isinstance(exc, (ValueError, FileNotFoundError)) else (
-                    f"refused {path.name}: not a readable memory state ({type(exc).__name__}: {exc})"
+                    self.get_logger().error(f"could not restore the memory after a failed load: {safe_text(restore_exc)}")
+                detail = safe_text(exc, 300)
+                message = f"refused {safe_text(path.name, 80)}: {detail}" if isinstance(exc, (ValueError, FileNotFoundError)) else (
+                    f"refused {safe_text(path.name, 80)}: not a readable memory state ({type(exc).__name__}: {detail})"
                 )
                 self._problem("load_refused", message)
                 response.success, response.message = False, message + " (memory unchanged)"
@@ -678,7 +881,8 @@ class SpatialTTTNode(LifecycleNode):
                 self._worker.new_generation()
                 self._worker.mark_generation_applied()
         with self._sync_lock:
-            self._last_offered_stamp = None
+            if self._timeline is not None:
+                self._timeline.reset()
         response.success, response.message = True, f"loaded {path} ({frames} frames)"
         self.get_logger().info(response.message)
         return response
@@ -710,7 +914,7 @@ class SpatialTTTNode(LifecycleNode):
         with self._pipeline_lock:
             counters = self.pipeline.counters() if self.pipeline is not None else {}
         values: list[tuple[str, str]] = [
-            ("state", self._state_machine.current_state[1] if hasattr(self, "_state_machine") else "?"),
+            ("state", self._state_label()),
             ("device", self.device + (" fp16" if getattr(self, "_fp16", False) else "")),
             ("method", self.params.method if self.params else ""),
             ("detector", self.params.detector if self.params else ""),
@@ -740,8 +944,11 @@ class SpatialTTTNode(LifecycleNode):
         total = sum(problems.values())
         drops = worker.dropped if worker else 0
         level, message = DiagnosticStatus.OK, "ok"
+        state = self._state_label()
         if self.pipeline is None:
             level, message = DiagnosticStatus.ERROR, "not configured" + (f": {self.configure_error}" if self.configure_error else "")
+        elif state != "active":
+            level, message = DiagnosticStatus.WARN, f"{state}: not taking frames (ros2 lifecycle set <node> activate)"
         elif total > self._last_problem_total or drops > self._last_drops:
             level = DiagnosticStatus.WARN
             message = st.last_error if total > self._last_problem_total else "dropping frames: worker slower than input"
@@ -755,13 +962,10 @@ class SpatialTTTNode(LifecycleNode):
         )
 
     def _publish_diagnostics(self) -> None:
-        pub = self._pubs.get("diagnostics")
-        if pub is None:
-            return
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [self.diagnostics_status()]
-        pub.publish(arr)
+        self._diag_pub.publish(arr)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -770,6 +974,18 @@ class SpatialTTTNode(LifecycleNode):
 def main(argv: list[str] | None = None) -> int:
     """Start the node; ``argv`` may carry ``--ros-args --params-file ...``. Returns the exit code."""
     args = sys.argv if argv is None else [sys.argv[0], *argv]
+    # Ctrl-C in a terminal under `ros2 launch` sends SIGINT twice (the terminal signals the
+    # whole process group, then launch signals its child): the first stops the node, later
+    # ones must not interrupt the cleanup with a KeyboardInterrupt traceback. Installed
+    # before rclpy.init, whose own handler (it shuts the context down) chains to this one.
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if not interrupted:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     rclpy.init(args=args)
     node = SpatialTTTNode()
     executor = MultiThreadedExecutor(num_threads=4)
@@ -779,17 +995,23 @@ def main(argv: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().fatal(f"could not configure: {node.configure_error or 'see above'}")
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().fatal("could not activate")
-                return 1
-        executor.spin()
+                code = 1
+        if code == 0:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / shutdown: fall through to a clean stop
     finally:
-        node._stop_inputs()
-        executor.shutdown()
-        node.destroy_node()
+        interrupted.append(0)  # from here on SIGINT is ignored: the node is already stopping
+        node._stopping = True
+        try:
+            node._stop_inputs()
+            executor.shutdown(timeout_sec=2.0)
+            node.destroy_node()
+        except KeyboardInterrupt:  # pragma: no cover - raised before the flag was set
+            pass
         rclpy.try_shutdown()
     return code
 

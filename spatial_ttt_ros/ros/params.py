@@ -56,6 +56,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("tf_timeout_s", 0.05, "TF only: how long a frame waits for its transform [s].", 0.0, 1.0),
     # --- inputs
     ParamSpec("use_compressed", False, "Subscribe to the colour image's compressed topic (jpeg/png) instead of the raw image."),
+    ParamSpec(
+        "max_image_pixels",
+        4_000_000,
+        "Largest image (width x height) the node takes; larger frames are refused from their header "
+        "(compressed ones before decoding) and counted.",
+        1,
+        100_000_000,
+        step=1,
+    ),
     ParamSpec("qos_reliability", "best_effort", "Input QoS reliability (sensor-data default).", choices=("best_effort", "reliable")),
     ParamSpec("qos_depth", 10, "Input QoS history depth (messages kept per topic).", 1, 1000, step=1),
     ParamSpec("sync_tolerance_s", 0.05, "Colour, depth, labels and pose stamps pair up when within this [s].", 0.0, 1.0),
@@ -107,7 +116,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         64,
         step=1,
     ),
-    ParamSpec("memory_dir", "~/.ros/spatial_ttt", "save_memory/load_memory read and write only under this directory."),
+    ParamSpec(
+        "memory_dir",
+        "",
+        "save_memory/load_memory read and write only under this directory; empty: $ROS_HOME/spatial_ttt "
+        "(ROS_HOME defaults to ~/.ros).",
+    ),
     # --- outputs
     ParamSpec("description_period_s", 1.0, "Period of ~/scene_description and ~/markers [s]; 0 = off.", 0.0, 3600.0),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics [s]; 0 = off.", 0.0, 3600.0),
@@ -143,6 +157,7 @@ class NodeParams:
     camera_in_base: list[float]
     tf_timeout_s: float
     use_compressed: bool
+    max_image_pixels: int
     qos_reliability: str
     qos_depth: int
     sync_tolerance_s: float
@@ -183,12 +198,52 @@ class NodeParams:
             raise ValueError("parameter class_names is empty: the label image needs a name per class id")
         if self.detector == "onnx" and not self.model_path:
             raise ValueError("parameter model_path is empty: detector 'onnx' needs the .onnx model")
-        if not self.memory_dir.strip():
-            raise ValueError("parameter memory_dir is empty")
+        for spec in PARAMETERS:
+            problem = check_parameter(spec.name, getattr(self, spec.name))
+            if problem:
+                raise ValueError(problem)
 
     @property
     def memory_root(self) -> Path:
+        if not self.memory_dir.strip():
+            return ros_home() / "spatial_ttt"
         return Path(os.path.expandvars(os.path.expanduser(self.memory_dir)))
+
+
+def ros_home() -> Path:
+    """$ROS_HOME, else ~/.ros (where ROS 2 keeps a user's logs and data)."""
+    return Path(os.path.expanduser(os.environ.get("ROS_HOME") or "~/.ros"))
+
+
+SPECS = {spec.name: spec for spec in PARAMETERS}
+
+
+def check_parameter(name: str, value) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` (None when it is): the checks a
+    descriptor's range cannot express. The node runs it when a parameter is set (so
+    ``ros2 param set ... method bogus`` is refused at once) and again at configure."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"parameter {name}={value!r}: must be one of {', '.join(spec.choices)}"
+    if name == "method":
+        try:
+            from spatial_ttt_ros.memory.methods import parse_method  # plain Python, no torch
+        except ImportError:  # pragma: no cover - older layout: configure checks it
+            return None
+        try:
+            parse_method(value)
+        except ValueError as exc:
+            return f"parameter method: {exc}"
+    if name == "camera_in_base":
+        if len(value) != 7:
+            return f"parameter camera_in_base needs 7 numbers (x y z qx qy qz qw), got {len(value)}"
+        if sum(float(v) * float(v) for v in value[3:]) < 1e-12:
+            return "parameter camera_in_base: the quaternion qx qy qz qw is zero"
+    if name in ("world_frame",) and not str(value).strip():
+        return f"parameter {name} is empty"
+    return None
 
 
 def declare_parameters(node) -> None:

@@ -92,3 +92,15 @@ class NodeStats:
     def problems_snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self.problems)
+
+
+def safe_text(text: object, limit: int = 200) -> str:
+    """A string from a message or a request, safe for a log line or /diagnostics: control
+    characters escaped (no forged log lines, no terminal escapes) and cut to ``limit``."""
+    s = str(text)
+    cut = len(s) > limit
+    s = s[:limit]
+    s = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in s)
+    if len(s) > limit:  # escapes made it longer
+        s = s[:limit]
+    return s + (f"... ({len(str(text))} chars)" if cut else "")
