@@ -14,7 +14,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "quality": ("spatial_ttt_ros.bench.quality", "VSI-Bench scores of the model, baselines and ablations"),
     "recall": ("spatial_ttt_ros.bench.recall", "synthetic long-range recall: TTT against sliding window"),
     "sim": ("spatial_ttt_ros.bench.sim_speed", "simulator frames per second"),
-    "node": ("spatial_ttt_ros.bench.node_speed", "ROS node throughput, drops and service latency"),
+    "node": ("spatial_ttt_ros.ros.node_bench", "ROS node throughput, drops and service latency"),
 }
 
 

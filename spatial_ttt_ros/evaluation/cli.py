@@ -79,7 +79,7 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
     if not records:
         raise ValueError(f"{cfg.qa}: no valid question records ({len(errors)} bad)")
     if cfg.live:
-        from spatial_ttt_ros.evaluation.live import run_live
+        from spatial_ttt_ros.ros.live_replay import run_live
 
         result = run_live(cfg, records, errors)
     else:
