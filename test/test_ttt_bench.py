@@ -12,7 +12,7 @@ from spatial_ttt_ros.bench import recall, scaling
 from spatial_ttt_ros.ttt import BackboneConfig, TTTBackbone
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # trains small models: minutes
 
 
 def _args(module, argv):
