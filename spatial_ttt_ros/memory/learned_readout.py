@@ -1,0 +1,174 @@
+"""Readout of the learned TTT map: location queries on a grid -> a small CNN -> objects and floor.
+
+1. Location queries: the map is read on a grid of ``GRID_RES`` m cells over everything
+   written (plus a margin); reads are turned into scale-free inputs (``grid_inputs``):
+   class evidence, total evidence, free floor, and the channel ratios that are means of
+   the observations (height, log of the size power mean, birth time).
+2. A learned CNN (``ReadoutNet``, a few dilated 3x3 convolutions, receptive field about 3 m)
+   predicts per cell and class an object-centre heatmap and a log-size correction. It is
+   trained on the map's reads at the end of long simulated streams (training/learned_train.py).
+3. Decoding (``decode``): per class, cells that are the largest of their 3 x 3 neighbourhood
+   with a heatmap above the threshold are objects; the centre is the heat-weighted centroid
+   around the peak, height and size the ratios at the peak (size corrected by the CNN),
+   first seen the earliest birth time around it.
+
+The room is the seen floor (``seen_floor``): cells whose free channel holds at least
+``MIN_FREE``, gaps closed and holes under furniture filled (memory/occupancy.py), eroded by
+the reads' bilinear spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from spatial_ttt_ros.memory.learned_map import (
+    CH_BIRTH,
+    CH_BIRTH_T,
+    CH_FREE,
+    CH_SIZE,
+    CH_Z,
+    SIZE_POWER,
+    evidence,
+)
+from spatial_ttt_ros.memory.occupancy import close_and_fill_holes
+from spatial_ttt_ros.perception.tokens import N_CLASSES
+
+GRID_RES = 0.2  # m per location query
+GRID_MARGIN = 1.0  # m around what was written
+MAX_GRID = 256  # cells per side at most (51 m at 0.2 m); larger spaces are read more coarsely
+N_INPUTS = N_CLASSES + 8
+MIN_FREE = 0.5
+FLOOR_ERODE = 0.2  # m
+
+
+def grid_axes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Cell-centre coordinates along x and y covering [lo, hi] plus the margin -> (xs, ys, res)."""
+    lo = np.asarray(lo, np.float64) - GRID_MARGIN
+    hi = np.asarray(hi, np.float64) + GRID_MARGIN
+    res = max(GRID_RES, float((hi - lo).max()) / MAX_GRID)
+    n = np.maximum(np.ceil((hi - lo) / res).astype(int), 1)
+    xs = lo[0] + (np.arange(n[0]) + 0.5) * res
+    ys = lo[1] + (np.arange(n[1]) + 0.5) * res
+    return xs, ys, res
+
+
+def grid_inputs(reads: Tensor) -> Tensor:
+    """Map reads [H, W, C] -> CNN inputs [N_INPUTS, H, W] (scale-free: ratios are means of observations)."""
+    p = evidence(reads)  # [H, W]
+    den = p.clamp_min(0.05)
+    z = (reads[..., CH_Z] / den).clamp(-1.0, 3.0)
+    size_pow = (reads[..., CH_SIZE : CH_SIZE + 3] / den.unsqueeze(-1)).clamp_min(1e-6)
+    log_size = (size_pow.log() / SIZE_POWER).clamp(-4.0, 1.5)  # [H, W, 3]
+    bm = reads[..., CH_BIRTH]
+    bt = (reads[..., CH_BIRTH_T] / bm.clamp_min(0.05)).clamp(-1.0, 100.0)
+    feats = [
+        reads[..., :N_CLASSES],
+        p.unsqueeze(-1),
+        reads[..., CH_FREE : CH_FREE + 1],
+        z.unsqueeze(-1),
+        log_size,
+        bm.unsqueeze(-1),
+        (bt * (p > 0.05)).unsqueeze(-1),
+    ]
+    return torch.cat(feats, -1).permute(2, 0, 1)
+
+
+class ReadoutNet(nn.Module):
+    """[B, N_INPUTS, H, W] -> (heat logits [B, N_CLASSES, H, W], log-size correction [B, 3, H, W])."""
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(N_INPUTS, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=4, dilation=4),
+            nn.ReLU(),
+        )
+        self.skip = nn.Conv2d(N_INPUTS, hidden, 1)
+        self.heat = nn.Conv2d(hidden, N_CLASSES, 1)
+        self.size = nn.Conv2d(hidden, 3, 1)
+        nn.init.constant_(self.heat.bias, -2.2)  # CenterNet's prior: few cells are centres
+        nn.init.zeros_(self.size.weight)
+        nn.init.zeros_(self.size.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(x) + self.skip(x)
+        return self.heat(h), self.size(h)
+
+
+@dataclass
+class GridObject:
+    class_id: int
+    xy: np.ndarray  # (2,) world metres
+    z: float
+    size: np.ndarray  # (3,) metres
+    first_seen: float  # token time units
+    score: float
+
+
+def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, xs: np.ndarray, ys: np.ndarray, threshold: float) -> list[GridObject]:
+    """One map's CNN outputs (no batch dim) -> objects, strongest first."""
+    heat = torch.sigmoid(heat_logits)  # [K, H, W]
+    peaks = (heat >= F.max_pool2d(heat.unsqueeze(0), 3, 1, 1)[0]) & (heat >= threshold)
+    res = float(xs[1] - xs[0]) if len(xs) > 1 else GRID_RES
+    hgt, wid = heat.shape[1:]
+    out = []
+    for c, iy, ix in zip(*torch.nonzero(peaks, as_tuple=True)):
+        c, iy, ix = int(c), int(iy), int(ix)
+        y0, y1, x0, x1 = max(iy - 1, 0), min(iy + 2, hgt), max(ix - 1, 0), min(ix + 2, wid)
+        w = heat[c, y0:y1, x0:x1].double().numpy()
+        gx, gy = np.meshgrid(xs[x0:x1], ys[y0:y1])
+        xy = np.array([(w * gx).sum(), (w * gy).sum()]) / max(w.sum(), 1e-9)
+        log_size = inputs[N_CLASSES + 3 : N_CLASSES + 6, iy, ix] + size_corr[:, iy, ix]
+        # first seen: the earliest birth time around the peak among cells that hold a birth
+        b0, b1, a0, a1 = max(iy - 2, 0), min(iy + 3, hgt), max(ix - 2, 0), min(ix + 3, wid)
+        bm = inputs[N_CLASSES + 6, b0:b1, a0:a1]
+        bt = inputs[N_CLASSES + 7, b0:b1, a0:a1]
+        born = bm >= 0.5 * float(bm.max())
+        t_first = float(bt[born].min()) if bool(born.any()) and float(bm.max()) > 0.02 else 0.0
+        out.append(
+            GridObject(
+                class_id=c,
+                xy=xy,
+                z=float(inputs[N_CLASSES + 2, iy, ix]),
+                size=np.exp(log_size.double().numpy()),
+                first_seen=max(t_first, 0.0),
+                score=float(heat[c, iy, ix]),
+            )
+        )
+    _ = res
+    out.sort(key=lambda o: -o.score)
+    return out
+
+
+def seen_floor(reads: Tensor, xs: np.ndarray, ys: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """Reads [H, W, C] -> (area m^2, min_xy, max_xy) of the seen floor, or None when none was written."""
+    free = (reads[..., CH_FREE] >= MIN_FREE).numpy().astype(np.uint8)
+    res = float(xs[1] - xs[0]) if len(xs) > 1 else GRID_RES
+    filled = close_and_fill_holes(free)
+    r = int(round(FLOOR_ERODE / res))
+    if r > 0:
+        filled = cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    if not filled.any():
+        return None
+    iy, ix = np.nonzero(filled)
+    lo = np.array([xs[ix.min()], ys[iy.min()]]) - 0.5 * res
+    hi = np.array([xs[ix.max()], ys[iy.max()]]) + 0.5 * res
+    return float(filled.sum()) * res * res, lo, hi
+
+
+def heatmap_loss(heat_logits: Tensor, target: Tensor) -> Tensor:
+    """CenterNet's focal loss: heat_logits, target [K, H, W] (target 1 at centres, Gaussian around)."""
+    p = torch.sigmoid(heat_logits).clamp(1e-4, 1 - 1e-4)
+    pos = target >= 0.999
+    pos_loss = -((1 - p) ** 2 * torch.log(p))[pos].sum()
+    neg_loss = -(((1 - target) ** 4) * p**2 * torch.log(1 - p))[~pos].sum()
+    return (pos_loss + neg_loss) / pos.sum().clamp_min(1)

@@ -1,0 +1,132 @@
+"""What one frame writes into the learned TTT map: positions, value targets, learning-rate inputs.
+
+Three kinds of write tokens per frame (arrays from ``perception.tokens.FrameTokens``):
+
+- object tokens: one per detected object, at its world centre; targets the class one-hot,
+  height, size^p, birth (1, t) and free = 0 (memory/learned_map.py's channels);
+- see-through tokens: points along each geometry cell's central ray, short of the nearest
+  surface in that cell (``free_range``) and low enough (``SEE_THROUGH_MAX_Z``) that an object
+  standing there would have been in the way; every channel's target is 0 except free = 1,
+  so a false positive that later views look through fades;
+- floor tokens: points on the floor between the camera and each cell's mean hit (the seen
+  floor, for the room's extent); they write only the free channel.
+
+Learning-rate inputs per token (``LR_FEATURES``): detection score, range from the camera,
+angle off the optical axis, the frame's valid-depth fraction, log object volume. The
+learned heads that turn them into rates live in memory/learned_model.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from spatial_ttt_ros.memory.learned_map import CH_BIRTH, CH_BIRTH_T, CH_FREE, CH_SIZE, CH_Z, N_CHANNELS, SIZE_POWER
+from spatial_ttt_ros.perception.tokens import EGO_FIELDS, GEO_FIELDS, N_CLASSES, OBJ_FIELDS
+
+KIND_OBJECT, KIND_SEE_THROUGH, KIND_FLOOR = 0, 1, 2
+LR_FEATURES = 5
+SEE_THROUGH_SAMPLES = 4  # per geometry cell
+SEE_THROUGH_MARGIN = 0.3  # m short of the nearest surface of the cell
+SEE_THROUGH_MAX_Z = 0.5  # m: above this a ray can pass over furniture, so it proves nothing below
+FLOOR_SAMPLES = 6  # per geometry cell
+FLOOR_STOP_SHORT = 0.15  # m before the hit (the wall itself is not floor)
+MIN_CELL_VALID = 0.2  # cells with less valid depth write no free space
+
+
+@dataclass
+class WriteTokens:
+    """Write tokens of a group of frames, flattened: N tokens."""
+
+    xy: Tensor  # [N, 2] world metres
+    target: Tensor  # [N, C] value targets
+    mask: Tensor  # [N, C] 1 where the token writes the channel
+    lr_in: Tensor  # [N, LR_FEATURES] learning-rate inputs
+    kind: Tensor  # [N] long: KIND_*
+
+    @staticmethod
+    def cat(parts: list["WriteTokens"]) -> "WriteTokens":
+        return WriteTokens(*(torch.cat([getattr(p, f) for p in parts]) for f in ("xy", "target", "mask", "lr_in", "kind")))
+
+
+def frame_writes(ego: Tensor, geo: Tensor, obj: Tensor, valid: Tensor) -> WriteTokens:
+    """ego [F, EGO_DIM], geo [F, GH, GW, GEO_DIM], obj [F, M, OBJ_DIM], valid [F, M] bool -> tokens.
+
+    Tokens are ordered frame by frame (objects, see-through, floor), so a chunk of frames is a
+    contiguous run.
+    """
+    parts = []
+    for f in range(ego.shape[0]):
+        parts += [_objects(ego[f], obj[f][valid[f]]), _see_through(ego[f], geo[f]), _floor(ego[f], geo[f])]
+    return WriteTokens.cat(parts)
+
+
+def _objects(ego: Tensor, obj: Tensor) -> WriteTokens:
+    n = obj.shape[0]
+    cam = ego[EGO_FIELDS["position"]]
+    fwd = ego[EGO_FIELDS["forward"]]
+    c = obj[:, OBJ_FIELDS["center"]]
+    size = obj[:, OBJ_FIELDS["size"]].clamp_min(0.01)
+    t = obj[:, OBJ_FIELDS["time"]]
+    target = torch.zeros(n, N_CHANNELS)
+    target[:, :N_CLASSES] = obj[:, OBJ_FIELDS["class_onehot"]]
+    target[:, CH_Z] = c[:, 2]
+    target[:, CH_SIZE : CH_SIZE + 3] = size.pow(SIZE_POWER)
+    target[:, CH_BIRTH] = 1.0
+    target[:, CH_BIRTH_T] = t[:, 0]
+    d = c - cam
+    rng = d.norm(dim=-1).clamp_min(1e-3)
+    off_axis = torch.acos(((d @ fwd) / rng).clamp(-1.0, 1.0))
+    frame_valid = ego[EGO_FIELDS["valid_fraction"]].expand(n)
+    lr_in = torch.stack([obj[:, OBJ_FIELDS["score"]][:, 0], rng / 4.0, off_axis, frame_valid, size.log().sum(-1) / 3.0], -1)
+    return WriteTokens(c[:, :2], target, torch.ones(n, N_CHANNELS), lr_in, torch.full((n,), KIND_OBJECT))
+
+
+def _cells(geo: Tensor) -> tuple[Tensor, Tensor]:
+    g = geo.reshape(-1, geo.shape[-1])
+    ok = (g[:, GEO_FIELDS["valid_fraction"]][:, 0] >= MIN_CELL_VALID) & torch.isfinite(g).all(-1)
+    return g, ok
+
+
+def _see_through(ego: Tensor, geo: Tensor) -> WriteTokens:
+    g, ok = _cells(geo)
+    cam = ego[EGO_FIELDS["position"]]
+    ray = g[:, GEO_FIELDS["ray_dir"]]  # [R, 3] unit
+    reach = (g[:, GEO_FIELDS["free_range"]][:, 0] - SEE_THROUGH_MARGIN).clamp_min(0.0)  # [R]
+    frac = (torch.arange(SEE_THROUGH_SAMPLES, dtype=torch.float32) + 0.5) / SEE_THROUGH_SAMPLES
+    s = reach[:, None] * frac  # [R, K]
+    pts = cam + s.unsqueeze(-1) * ray.unsqueeze(1)  # [R, K, 3]
+    keep = (ok[:, None] & (reach[:, None] > 0) & (pts[..., 2] < SEE_THROUGH_MAX_Z) & (pts[..., 2] > 0.02)).reshape(-1)
+    pts = pts.reshape(-1, 3)[keep]
+    n = pts.shape[0]
+    target = torch.zeros(n, N_CHANNELS)
+    target[:, CH_FREE] = 1.0
+    cell_valid = g[:, GEO_FIELDS["valid_fraction"]][:, 0, None].expand(-1, SEE_THROUGH_SAMPLES).reshape(-1)[keep]
+    lr_in = torch.zeros(n, LR_FEATURES)
+    lr_in[:, 1] = s.reshape(-1)[keep] / 4.0
+    lr_in[:, 3] = cell_valid
+    return WriteTokens(pts[:, :2], target, torch.ones(n, N_CHANNELS), lr_in, torch.full((n,), KIND_SEE_THROUGH))
+
+
+def _floor(ego: Tensor, geo: Tensor) -> WriteTokens:
+    g, ok = _cells(geo)
+    cam = ego[EGO_FIELDS["position"]][:2]
+    hit = g[:, GEO_FIELDS["mean_xyz"]][:, :2]
+    ray = hit - cam
+    length = ray.norm(dim=-1)
+    keep_len = (1.0 - FLOOR_STOP_SHORT / length.clamp_min(1e-6)).clamp_min(0.0)
+    frac = (torch.arange(FLOOR_SAMPLES, dtype=torch.float32) + 0.5) / FLOOR_SAMPLES
+    pts = cam + (frac[None, :, None] * keep_len[:, None, None]) * ray[:, None, :]  # [R, K, 2]
+    keep = (ok & (length > FLOOR_STOP_SHORT))[:, None].expand(-1, FLOOR_SAMPLES).reshape(-1)
+    pts = pts.reshape(-1, 2)[keep]
+    n = pts.shape[0]
+    target = torch.zeros(n, N_CHANNELS)
+    target[:, CH_FREE] = 1.0
+    mask = torch.zeros(n, N_CHANNELS)
+    mask[:, CH_FREE] = 1.0
+    lr_in = torch.zeros(n, LR_FEATURES)
+    lr_in[:, 1] = (frac[None, :] * length[:, None]).reshape(-1)[keep] / 4.0
+    lr_in[:, 3] = g[:, GEO_FIELDS["valid_fraction"]][:, 0, None].expand(-1, FLOOR_SAMPLES).reshape(-1)[keep]
+    return WriteTokens(pts, target, mask, lr_in, torch.full((n,), KIND_FLOOR))
