@@ -59,6 +59,7 @@ def colcon_install(tmp_path_factory) -> Path:
     return work / "install" / "spatial_ttt_ros"
 
 
+@pytest.mark.slow  # a colcon build: half a minute
 def test_colcon_install_space_has_executables_launch_config_and_interfaces(colcon_install: Path):
     prefix = colcon_install
     assert os.access(prefix / "lib" / "spatial_ttt_ros" / "spatial_ttt_node", os.X_OK)
