@@ -137,7 +137,7 @@ def test_overall_is_unweighted_over_task_types():
 
 
 def test_aggregate_of_nothing():
-    assert aggregate([]) == {"overall": 0.0, "tasks": {}, "levels": {}, "counts": {}}
+    assert aggregate([]) == {"overall": 0.0, "tasks": {}, "levels": {}, "counts": {}, "duplicates": {}}
 
 
 # ---------------------------------------------------------------- question files

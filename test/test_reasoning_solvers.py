@@ -176,9 +176,9 @@ def test_rel_distance_takes_the_nearest_instance_of_a_category(flat):
     assert answer_question("which is closer to the bed, the sofa or the chair", None, flat).choice == "chair"
 
 
-def test_rel_distance_reference_not_seen_still_picks_an_option(flat):
+def test_rel_distance_reference_not_seen_abstains(flat):
     answer = answer_question("which is closer to the oven, the sofa or the tv", ["A. sofa", "B. tv"], flat)
-    assert answer.option == "A" and answer.confidence == 0.0
+    assert answer.option == "" and answer.choice == "" and answer.confidence == 0.0
     assert "not seen the oven" in answer.text
 
 

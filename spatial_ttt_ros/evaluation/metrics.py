@@ -9,6 +9,14 @@
 - ``score_record(record, prediction)``: numeric tasks -> MRA; choice tasks -> 1.0 when the
   prediction names the ground-truth option (a letter "B", "B. sofa", or the option text
   "sofa"; the ground truth may also be a letter or option text), else 0.0.
+- Abstention: a prediction that names no option (None, "", NaN: the memory said "I
+  cannot tell") scores 0 and is never read as a default option; ``is_abstention`` says
+  which predictions those are so reports can count them per task.
+- Duplicates: ``question_key(record)`` is the same for two records that ask the same
+  thing (same question type, same objects, in any order where order does not change
+  the question, same options, same ``time``). ``aggregate`` scores each key once (the
+  first record) and counts the others under ``duplicates``, so a question asked twice
+  does not weigh double in its task.
 - ``aggregate(scored)``: per-task means in percent; object_rel_direction is the mean of
   its levels' means (easy, medium, hard, as VSI-Bench averages them); overall is the
   unweighted mean over the task types present.
@@ -95,10 +103,28 @@ def _as_number(value: Any) -> float:
         return float(m.group(0)) if m else math.nan
 
 
+def is_abstention(record: dict, prediction: Any) -> bool:
+    """True when ``prediction`` answers nothing: no number for a numeric task, no option
+    (nor option text) for a choice task. An abstention always scores 0."""
+    if hasattr(prediction, "prediction"):  # an Answer
+        prediction = prediction.prediction()
+    if prediction is None:
+        return True
+    if isinstance(prediction, float) and not math.isfinite(prediction):
+        return True
+    if isinstance(prediction, str) and not prediction.strip():
+        return True
+    if task_of(record) in NUMERIC_TASKS:
+        return not math.isfinite(_as_number(prediction))
+    return False
+
+
 def score_record(record: dict, prediction: Any) -> float:
     """Score in [0, 1] of ``prediction`` (a number, letter, option text or Answer) for one record."""
     task = task_of(record)
     gt = record.get("ground_truth")
+    if is_abstention(record, prediction):
+        return 0.0  # "I cannot tell" is wrong, never a default option
     if task in NUMERIC_TASKS:
         return mra(_as_number(prediction), _as_number(gt))
     options = record.get("options") or []
@@ -112,15 +138,68 @@ def score_record(record: dict, prediction: Any) -> float:
     return 0.0
 
 
-def aggregate(scored: Iterable[tuple[dict, float]]) -> dict:
-    """``{"overall": %, "tasks": {task: %}, "levels": {rel_direction level: %}, "counts": {task: n}}``.
+# Tasks whose question means the same whatever order its objects are named in: the
+# distance between A and B, the order in which A, B, C first appeared, how many A.
+# (Relative direction and routes depend on the order: standing by A facing B.)
+_ORDER_FREE_TASKS = frozenset({"object_abs_distance", "obj_appearance_order", "object_counting",
+                               "object_size_estimation", "room_size_estimation"})
 
-    Overall is the unweighted mean over task types present (0.0 when nothing was scored).
+
+def question_key(record: dict) -> tuple:
+    """What a record asks, independent of wording order: two records with the same key are
+    the same question (see module doc)."""
+    from spatial_ttt_ros.answer import QuestionError
+    from spatial_ttt_ros.reasoning.parser import parse_question
+
+    qtype = str(record.get("question_type", ""))
+    options = record.get("options") or []
+    option_texts = tuple(sorted(_normalise_text(t) for _, t in split_options(options)))
+    try:
+        parsed = parse_question(str(record.get("question", "")), options or None)
+        objects = list(parsed.objects)
+        if task_of(record) in _ORDER_FREE_TASKS:
+            objects = sorted(objects)
+        elif task_of(record) == "object_rel_distance" and objects:
+            objects = objects[:1] + sorted(objects[1:])  # the reference, then the candidate set
+        what: tuple = ("objects",) + tuple(objects) + tuple(str(s) for s in parsed.route_steps)
+    except (QuestionError, ValueError):
+        what = ("text", _normalise_text(record.get("question", "")))  # unparseable: exact text only
+    return (str(record.get("scene_name", "")), qtype, what, option_texts, record.get("time"))
+
+
+def find_duplicates(records: Iterable[dict]) -> dict[int, int]:
+    """{index of a repeated record: index of its first occurrence} over ``records``."""
+    first: dict[tuple, int] = {}
+    dup: dict[int, int] = {}
+    for i, r in enumerate(records):
+        if not str(r.get("question", "")).strip():
+            continue  # nothing asked (a bare score record): cannot be a repeat
+        k = question_key(r)
+        if k in first:
+            dup[i] = first[k]
+        else:
+            first[k] = i
+    return dup
+
+
+def aggregate(scored: Iterable[tuple[dict, float]]) -> dict:
+    """``{"overall": %, "tasks": {task: %}, "levels": {rel_direction level: %}, "counts": {task: n},
+    "duplicates": {task: n}}``.
+
+    Each distinct question (``question_key``) is scored once: its first record counts, its
+    repeats are left out and counted under ``duplicates``. Overall is the unweighted mean
+    over task types present (0.0 when nothing was scored).
     """
+    scored = list(scored)
+    repeats = find_duplicates(r for r, _ in scored)
     by_type: dict[str, list[float]] = defaultdict(list)
-    for record, score in scored:
+    duplicates: dict[str, int] = defaultdict(int)
+    for i, (record, score) in enumerate(scored):
         qtype = str(record.get("question_type", ""))
-        task_of(record)  # raises on an unknown type
+        task = task_of(record)  # raises on an unknown type
+        if i in repeats:
+            duplicates[task] += 1
+            continue
         by_type[qtype].append(float(score))
 
     tasks: dict[str, float] = {}
@@ -137,4 +216,4 @@ def aggregate(scored: Iterable[tuple[dict, float]]) -> dict:
             tasks[task] = 100.0 * float(np.mean(by_type[task]))
             counts[task] = len(by_type[task])
     overall = float(np.mean(list(tasks.values()))) if tasks else 0.0
-    return {"overall": overall, "tasks": tasks, "levels": levels, "counts": counts}
+    return {"overall": overall, "tasks": tasks, "levels": levels, "counts": counts, "duplicates": dict(duplicates)}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spatial_ttt_ros.evaluation.metrics import aggregate
+from spatial_ttt_ros.evaluation.metrics import aggregate, find_duplicates, is_abstention, task_of
 from spatial_ttt_ros.evaluation.replay import EvalResult, git_commit
 
 PLOTS = ("scores_by_task.png", "per_frame.png", "latency_hist.png")
@@ -57,10 +57,15 @@ def stage_names(result: EvalResult) -> list[str]:
 def build_report(result: EvalResult) -> dict:
     scored = [(q.record, q.score) for q in result.questions]
     agg = aggregate(scored)
+    repeats = find_duplicates(q.record for q in result.questions)
+    abstentions: dict[str, int] = {}
     questions = []
-    for q in result.questions:
+    for i, q in enumerate(result.questions):
         r = q.record
         a = q.answer or {}
+        abstained = is_abstention(r, q.prediction)
+        if abstained:
+            abstentions[task_of(r)] = abstentions.get(task_of(r), 0) + 1
         questions.append(
             {
                 "id": r.get("id"),
@@ -81,6 +86,9 @@ def build_report(result: EvalResult) -> dict:
                 "frames_seen": q.frames_seen,
                 "latency_ms": round(q.latency_ms, 3),
                 "error": q.error,
+                "abstained": abstained,  # no option / no number: scored 0
+                # a repeat of an earlier question (same objects in any order): not scored again
+                "duplicate_of": result.questions[repeats[i]].record.get("id") if i in repeats else None,
             }
         )
     latency = {s: _pct([f.ms[s] for f in result.frames if s in f.ms]) for s in stage_names(result)}
@@ -95,6 +103,8 @@ def build_report(result: EvalResult) -> dict:
         "tasks": agg["tasks"],
         "levels": agg.get("levels", {}),
         "counts": agg.get("counts", {}),
+        "abstentions": abstentions,  # per task: questions the memory could not answer (scored 0)
+        "duplicates": agg.get("duplicates", {}),  # per task: repeated questions, scored once
         "n_questions": len(questions),
         "n_answered": sum(1 for q in result.questions if not q.error),
         "questions": questions,
@@ -167,9 +177,14 @@ def render_markdown(rep: dict) -> str:
         ("model checksum (sha256)", f"`{rep['model_checksum']}`" if rep["model_checksum"] else "- (no weights)"),
     ]
     lines += ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in summary] + [""]
-    lines += ["## Score per task", "", "| task | questions | score (%) |", "| --- | --- | --- |"]
+    lines += ["## Score per task", "",
+              "An abstention (\"I cannot tell\": no option or number given) scores 0; a repeated question "
+              "(same objects in any order) is scored once.", "",
+              "| task | questions scored | score (%) | abstentions | repeats not scored |",
+              "| --- | --- | --- | --- | --- |"]
     for task, s in rep["tasks"].items():
-        lines.append(f"| {task} | {rep['counts'].get(task, '')} | {s:.1f} |")
+        lines.append(f"| {task} | {rep['counts'].get(task, '')} | {s:.1f} | "
+                     f"{rep['abstentions'].get(task, 0)} | {rep['duplicates'].get(task, 0)} |")
     lines += ["", "## Latency per stage (ms)", "", "| stage | p50 | p95 | mean | max |", "| --- | --- | --- | --- | --- |"]
     for stage, s in lat.items():
         lines.append(
@@ -183,6 +198,10 @@ def render_markdown(rep: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for q in rep["questions"]:
         ans = q["answer"] if not q["error"] else f"error: {q['error']}"
+        if q["abstained"]:
+            ans = f"(abstained) {ans}"
+        if q["duplicate_of"] is not None:
+            ans = f"(repeat of {q['duplicate_of']}, not scored) {ans}"
         lines.append(
             f"| {_cell(q['id'])} | {q['type']} | {q['asked_at']:.1f} | {_cell(q['question'])} | "
             f"{_cell(q['ground_truth'])} | {_cell(_fmt(q['prediction']))} | {q['score']:.2f} | {_cell(ans)} |"

@@ -26,8 +26,9 @@ When a task needs *one* object of a class and the inventory holds several, the m
 confident is used and the answer's confidence is scaled by its share of the class's
 total confidence. A known class that has not been seen gives an Answer with
 confidence 0 that says so (counting answers 0 with confidence 0.5: absence is weaker
-evidence than presence). Multiple-choice answers always pick an option when options
-are given, so scoring works; the confidence reflects the margin over the runner-up.
+evidence than presence). Multiple-choice answers pick an option when the objects
+were seen; the confidence reflects the margin over the runner-up. When they were not,
+no option is picked (an abstention: ``option == ""``), which scores 0.
 """
 
 from __future__ import annotations
@@ -247,9 +248,8 @@ def _margin_confidence(margin: float, scale: float, n_options: int) -> float:
 def _not_seen(task: str, missing: list[str], what: str, options=None) -> Answer:
     names = " or ".join(f"the {m}" for m in missing)
     answer = Answer(task=task, text=f"I have not seen {names} yet, so I cannot tell {what}.", confidence=0.0)
-    pairs = split_options(options)
-    if pairs:  # a best guess keeps multiple-choice scoring well defined
-        answer.option, answer.choice = pairs[0]
+    # No option is chosen: an abstention, which scoring counts as wrong. (Picking the first
+    # option here once let a blind memory score wherever the truth happened to be A.)
     return answer
 
 
