@@ -25,6 +25,9 @@ LEARNED_METHODS: tuple[str, ...] = (
     "full_context",
 )
 METHODS: tuple[str, ...] = (OBJECT_MAP,) + LEARNED_METHODS
+# The one default of the node's ``method`` parameter, ``spatial-ttt eval --method`` and the
+# benchmarks that take one method: the object map until the TTT checkpoint matches it.
+DEFAULT_METHOD = OBJECT_MAP
 # Variants without a TTT memory never write the position-keyed map.
 NO_MAP_WRITES: tuple[str, ...] = ("ttt_frozen", "sliding_window", "full_context")
 

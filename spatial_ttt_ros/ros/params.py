@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spatial_ttt_ros.classes import CLASSES
+from spatial_ttt_ros.memory.methods import DEFAULT_METHOD, METHODS
 
 # Pose of the camera optical frame in the Odometry child frame (base_link), as
 # x y z qx qy qz qw. Identity: the odometry already reports the optical frame
@@ -103,7 +104,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         step=1,
     ),
     # --- memory
-    ParamSpec("method", "object_map", "Memory: object_map (explicit map, default until the TTT checkpoint matches it) or ttt (the TTT model), sliding_window, full_context, ..."),
+    ParamSpec("method", DEFAULT_METHOD, "Memory (memory/methods.py): object_map (explicit map, the default until the TTT checkpoint matches it), ttt (the TTT model) or a variant.", choices=METHODS),
     ParamSpec("checkpoint", "", "Model weights (.safetensors); empty: the shipped default."),
     ParamSpec("device", "auto", "Where the memory model runs: auto (cuda when available), cpu or cuda.", choices=("auto", "cpu", "cuda")),
     ParamSpec("fp16", True, "Run the memory model in half precision on a GPU (ignored on the CPU)."),
