@@ -116,7 +116,8 @@ def test_bag_without_needed_topics_is_one_line_error(sim_case, tmp_path, capsys)
     rc, _ = _eval(tmp_path, bag, qa)
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2
-    assert "lacks the topics needed: a camera pose: /camera/pose (PoseStamped)" in last
+    assert "lacks the topics needed: camera pose (PoseStamped, Odometry or /tf): not at /camera/pose" in last
+    assert "set --pose-topic, --odom-topic or --tf-topic" in last
     assert "Topics present:" in last and "/camera/depth/image_raw" in last
 
 

@@ -1,12 +1,16 @@
 """``spatial-ttt eval``: score a memory on a bag and a question file, offline or through the node.
 
-    spatial-ttt eval --bag BAG --qa QA --out DIR [--live] [--method ttt|object_map|...]
-                     [--detector labels|onnx --model-path M.onnx --class-names names.txt]
+    spatial-ttt eval --bag BAG --qa QA --out DIR [--live] [--method object_map|ttt|...]
+                     [--detector labels|onnx --model-path M.onnx] [--class-names names.txt|ids.json]
 
-Writes DIR/report.json, report.md, timing.csv and PNG plots (see report.py). Bad
-question records are listed in the report and on stderr and skipped; the good ones
-are still scored. A corrupt bag or one without the needed topics is a ValueError,
-which the top-level CLI prints as one line (exit 2).
+Writes DIR/report.json, report.md, report.html, timing.csv and PNG plots (see report.py).
+Before scoring it says which topic each input comes from and what is missing
+(evaluation/inputs.py). Bad question records are listed in the report and on stderr and
+skipped; the good ones are still scored. A corrupt bag or one without the needed topics
+is a ValueError naming the ``--*-topic`` option that fixes it, which the top-level CLI
+prints as one line (exit 2). A run in which the front-end saw no object at all (label
+topic absent, wrong class names, ...) writes its report, warns and exits 3 unless
+``--allow-empty``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import sys
 from pathlib import Path
 
 from spatial_ttt_ros.evaluation.bag_reader import BagTopics
+from spatial_ttt_ros.memory.methods import DEFAULT_METHOD, METHODS
 
 REPORT_FILES = ("report.json", "report.md", "timing.csv")
+EXIT_EMPTY = 3  # the run saw no detections at all: its scores say nothing about the memory
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -25,12 +31,17 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qa", type=Path, required=True, help="question file: JSON list or JSONL (VSI-Bench fields)")
     p.add_argument("--out", type=Path, required=True, help="report directory")
     p.add_argument("--live", action="store_true", help="start the node, play the bag onto its topics, ask via ~/ask")
-    p.add_argument("--method", default="ttt", help="memory: ttt (default), object_map, swa, full_context, ... (make_memory)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, metavar="METHOD",
+                   help=f"memory (memory/methods.py): {', '.join(METHODS)}; default {DEFAULT_METHOD}")
     p.add_argument("--checkpoint", type=Path, default=None, help="memory model weights (default: the shipped checkpoint)")
     p.add_argument("--detector", choices=("labels", "onnx"), default="labels",
                    help="labels: the bag's label-image topic; onnx: run a detector on the colour images")
     p.add_argument("--model-path", type=Path, default=None, help="ONNX detector (with --detector onnx)")
-    p.add_argument("--class-names", type=Path, default=None, help="detector class names, one per line")
+    p.add_argument("--class-names", type=Path, default=None,
+                   help="class names: with --detector labels, the label image's ids (one name a line from id 1, "
+                        "or JSON {id: name}; default classes.py); with onnx, the model's classes in output order")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="exit 0 even when the front-end saw no object at all (otherwise exit 3)")
     p.add_argument("--score-threshold", type=float, default=0.35, help="ONNX detector: minimum score (node default)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the memory model runs (offline and node)")
     p.add_argument("--rate-scale", type=float, default=1.0, help="--live: playback speed (2 = twice as fast)")
@@ -57,6 +68,10 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+def _say(text: str) -> None:
+    print(f"spatial-ttt eval: {text}", file=sys.stderr)
+
+
 def evaluate(cfg, *, force: bool = False, quiet: bool = False):
     """Load questions, replay (offline or live), write the report. Returns (report dict, EvalResult)."""
     from spatial_ttt_ros.evaluation.questions_io import load_questions
@@ -70,6 +85,8 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
         raise ValueError(f"--rate-scale must be > 0, got {cfg.rate_scale}")
     if cfg.detector == "onnx" and (cfg.model_path is None or not Path(cfg.model_path).is_file()):
         raise ValueError(f"--detector onnx needs an existing --model-path (got {cfg.model_path})")
+    if cfg.class_names is not None and not Path(cfg.class_names).is_file():
+        raise FileNotFoundError(f"--class-names: no file at {cfg.class_names}")
     existing = [f for f in REPORT_FILES if (cfg.out / f).exists()]
     if existing and not force:
         raise FileExistsError(f"{cfg.out} already holds a report ({', '.join(existing)}); pass --force to overwrite")
@@ -78,6 +95,14 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
         print(f"spatial-ttt eval: skipping bad question record: {e}", file=sys.stderr)
     if not records:
         raise ValueError(f"{cfg.qa}: no valid question records ({len(errors)} bad)")
+    from spatial_ttt_ros.evaluation.inputs import check_inputs
+
+    inputs = check_inputs(cfg.bag, cfg.topics, cfg.detector)
+    if inputs.missing_required:
+        raise ValueError(inputs.error(cfg.bag))
+    if not quiet:
+        for line in inputs.lines():
+            _say(f"input {line}")
     if cfg.live:
         from spatial_ttt_ros.ros.live_replay import run_live
 
@@ -86,7 +111,16 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
         from spatial_ttt_ros.evaluation.replay import run_offline
 
         result = run_offline(cfg, records, errors)
+    result.inputs = inputs.lines()
+    if result.saw_nothing:
+        result.warnings.append(
+            "no detections at all: the memory saw no object, so every score below is that of a blind memory. "
+            + ("Label images were missing (set --labels-topic). " if "labels" in inputs.missing else "")
+            + "Check the label topic and --class-names (or --model-path for onnx)."
+        )
     rep = write_report(result, cfg.out)
+    for w in result.warnings:
+        _say(f"warning: {w}")
     if not quiet:
         print(summary_line(rep, cfg.out))
     return rep, result
@@ -101,5 +135,8 @@ def summary_line(rep: dict, out: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    evaluate(config_from_args(args), force=args.force)
+    _, result = evaluate(config_from_args(args), force=args.force)
+    if result.saw_nothing and not args.allow_empty:
+        _say(f"error: the front-end saw no object in any frame (exit {EXIT_EMPTY}; pass --allow-empty to accept)")
+        return EXIT_EMPTY
     return 0

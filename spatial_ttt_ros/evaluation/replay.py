@@ -25,7 +25,8 @@ import numpy as np
 
 from spatial_ttt_ros.evaluation.bag_reader import BagInfo, BagReader, BagTopics
 from spatial_ttt_ros.evaluation.metrics import score_record
-from spatial_ttt_ros.memory.methods import has_weights
+from spatial_ttt_ros.memory.methods import DEFAULT_METHOD, has_weights
+from spatial_ttt_ros.perception.label_names import LabelTable
 from spatial_ttt_ros.pipeline import PipelineConfig, build_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,10 +38,12 @@ class EvalConfig:
     bag: Path
     qa: Path
     out: Path
-    method: str = "ttt"
+    method: str = DEFAULT_METHOD
     detector: str = "labels"  # "labels" (label image topic) or "onnx"
     model_path: Path | None = None  # ONNX detector
-    class_names: Path | None = None  # the detector's class list, one name per line
+    # labels: the label image's id -> name table (perception/label_names.py; None: classes.py);
+    # onnx: the detector's class list in output order
+    class_names: Path | None = None
     checkpoint: Path | None = None  # memory model checkpoint (None: the shipped one)
     score_threshold: float = 0.35  # ONNX detector (the node's default)
     device: str = "cpu"  # memory model device, offline and in the node
@@ -98,6 +101,17 @@ class EvalResult:
     checkpoint: str | None = None
     model_checksum: str | None = None
     notes: list[str] = field(default_factory=list)
+    detections: int | None = None  # 2D detections the front-end made (None: not known, live)
+    label_ids_seen: list[int] = field(default_factory=list)  # label mode, offline: raw ids in the bag
+    warnings: list[str] = field(default_factory=list)  # said in the terminal and at the top of report.md
+    inputs: list[str] = field(default_factory=list)  # which topic each input came from (inputs.py)
+
+    @property
+    def saw_nothing(self) -> bool:
+        """True when the memory was never shown an object (its scores are a blind memory's)."""
+        if self.detections is not None:
+            return self.detections == 0
+        return not (self.inventory or {}).get("objects")
 
 
 def answer_to_dict(answer) -> dict:
@@ -184,16 +198,22 @@ def resolve_checkpoint(method: str, checkpoint: Path | None) -> Path | None:
     return Path(DEFAULT_CHECKPOINT)
 
 
+def label_table(cfg: EvalConfig) -> LabelTable | None:
+    """Label mode: the table that maps the bag's label ids onto the core's (see label_names.py)."""
+    return LabelTable.load(cfg.class_names) if cfg.detector == "labels" else None
+
+
 def pipeline_config(cfg: EvalConfig) -> PipelineConfig:
     """The node's pipeline settings for this evaluation (same token layout, same detector
-    settings), so offline and live answers agree."""
+    settings), so offline and live answers agree. (Label mode remaps label ids before the
+    pipeline, as the node does, so the pipeline gets no class names then.)"""
     return PipelineConfig(
         method=cfg.method,
         checkpoint=cfg.checkpoint,
         device=cfg.device,
         detector=cfg.detector,
         model_path=cfg.model_path,
-        class_names=cfg.class_names,
+        class_names=cfg.class_names if cfg.detector == "onnx" else None,
         providers=["CPUExecutionProvider"] if cfg.device == "cpu" else ["CUDAExecutionProvider", "CPUExecutionProvider"],
         score_threshold=cfg.score_threshold,
         detector_threads=DETECTOR_THREADS,
@@ -250,6 +270,7 @@ def run_offline(
     stage_ms: dict[str, float] = {}
     if pipeline is None:
         pipeline = build_pipeline(pipeline_config(cfg), on_stage=stage_timer(stage_ms, cfg.detector == "onnx"))
+    table = label_table(cfg)
     stamps = [p["stamp"] for p in reader._plan]
     start = stamps[0]
     when = schedule(records, start, stamps)
@@ -276,6 +297,9 @@ def run_offline(
         t_read = time.perf_counter() - t0
         if frame is None:
             break
+        if table is not None and frame.labels is not None:
+            frame.labels = table.remap(frame.labels)  # the bag's numbering -> classes.py ids
+            t_read = time.perf_counter() - t0
         stage_ms.clear()
         t1 = time.perf_counter()
         pipeline.process(frame)
@@ -297,6 +321,7 @@ def run_offline(
     ckpt = resolve_checkpoint(cfg.method, cfg.checkpoint)
     order = {id(r): i for i, r in enumerate(records)}
     results.sort(key=lambda q: order[id(q.record)])
+    counters = pipeline.counters() if hasattr(pipeline, "counters") else {}
     return EvalResult(
         mode="offline",
         config=cfg.to_json(),
@@ -311,4 +336,7 @@ def run_offline(
         inventory=inv.to_json() if inv is not None else None,
         checkpoint=None if ckpt is None else str(ckpt),
         model_checksum=sha256_file(ckpt),
+        detections=counters.get("detections"),
+        label_ids_seen=[] if table is None else table.seen,
+        warnings=[] if table is None else table.warnings(),
     )

@@ -142,6 +142,10 @@ def build_report(result: EvalResult) -> dict:
         "errors": list(result.record_errors),
         "inventory": result.inventory,
         "notes": list(result.notes),
+        "warnings": list(result.warnings),
+        "inputs": list(result.inputs),  # which topic each input came from, what was missing
+        "detections": result.detections,
+        "label_ids_seen": list(result.label_ids_seen),
     }
 
 
@@ -159,11 +163,18 @@ def _cell(text) -> str:
 
 def render_markdown(rep: dict) -> str:
     lines = [f"# Evaluation: {rep['method']} ({rep['mode']})", ""]
+    for w in rep.get("warnings", []):
+        lines += [f"> **Warning:** {w}", ""]
+    if rep.get("inputs"):
+        lines += ["Inputs read from the bag:", ""] + [f"- {_cell(i)}" for i in rep["inputs"]] + [""]
     lat = rep["latency"]
     proc = lat.get("process") or lat.get("node queue+process") or {}
     summary = [
         ("overall score (%)", f"{rep['overall']:.1f}"),
         ("questions (answered / total)", f"{rep['n_answered']} / {rep['n_questions']}"),
+        ("abstentions (scored 0)", str(sum(rep["abstentions"].values()))),
+        ("repeated questions (scored once)", str(sum(rep["duplicates"].values()))),
+        ("detections (front-end, all frames)", _fmt(rep.get("detections"))),
         ("bad question records skipped", str(len(rep["errors"]))),
         ("bag", f"`{rep['bag']['path']}` ({rep['bag']['frames']} frames, pose from {rep['bag']['pose_source']})"),
         ("frames processed / published", f"{rep['frames_processed']} / {rep['frames_published']}"),

@@ -102,6 +102,7 @@ def counters(vals: dict[str, str]) -> dict[str, int]:
         "rejected": sum(problems.get(k, 0) for k in REJECT_KINDS),
         "sync_dropped": sum(problems.get(k, 0) for k in SYNC_KINDS),
         "state_bytes": _int(vals.get("state bytes")),
+        "detections": _int(vals.get("detections")),  # the front-end's 2D detections so far
         **{f"problem {k}": v for k, v in problems.items()},
     }
 
@@ -143,6 +144,11 @@ def node_params(cfg: EvalConfig, pose_source: str, compressed: bool, memory_dir:
         "score_threshold": float(cfg.score_threshold),
         "qos_reliability": "reliable" if cfg.qos == "reliable" else "best_effort",
     }
+    if cfg.detector == "labels" and cfg.class_names is not None:
+        from spatial_ttt_ros.perception.label_names import LabelTable
+
+        # the node's class_names parameter: id i is class_names[i - 1] ("" = unused id)
+        p["class_names"] = LabelTable.load(cfg.class_names).as_node_list()
     if cfg.detector == "onnx":
         from spatial_ttt_ros.pipeline import default_class_names
 
@@ -394,6 +400,8 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
         state_samples=samples,
         stage_latency=node_stage_latency(vals),
         drops=drops,
+        # None when the node never reported it (no diagnostics): then the final check is skipped
+        detections=final.get("detections") if "detections" in vals else None,
     )
 
 
