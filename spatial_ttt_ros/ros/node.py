@@ -975,21 +975,33 @@ def main(argv: list[str] | None = None) -> int:
     """Start the node; ``argv`` may carry ``--ros-args --params-file ...``. Returns the exit code."""
     args = sys.argv if argv is None else [sys.argv[0], *argv]
     # Ctrl-C in a terminal under `ros2 launch` sends SIGINT twice (the terminal signals the
-    # whole process group, then launch signals its child): the first stops the node, later
-    # ones must not interrupt the cleanup with a KeyboardInterrupt traceback. Installed
-    # before rclpy.init, whose own handler (it shuts the context down) chains to this one.
-    interrupted = []
+    # whole process group, then launch signals its child), and launch may follow with
+    # SIGTERM. rclpy's own handlers raise KeyboardInterrupt into whatever runs, or let a
+    # second signal kill the process (exit -2) during the cleanup. So the signals only set
+    # an event here: the executor spins in a thread, the main thread waits for the event
+    # and then stops everything in order, however many signals arrive.
+    from rclpy.signals import SignalHandlerOptions
 
-    def on_sigint(signum, frame):
-        if not interrupted:
-            interrupted.append(signum)
-            raise KeyboardInterrupt
+    stop = threading.Event()
 
-    signal.signal(signal.SIGINT, on_sigint)
-    rclpy.init(args=args)
+    def on_signal(signum, frame) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SpatialTTTNode()
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+        finally:
+            stop.set()
+
     code = 0
     try:
         if node.get_parameter("autostart").value:
@@ -999,19 +1011,18 @@ def main(argv: list[str] | None = None) -> int:
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().fatal("could not activate")
                 code = 1
-        if code == 0:
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C / shutdown: fall through to a clean stop
+        if code == 0 and not stop.is_set():
+            threading.Thread(target=spin, name="spatial_ttt_executor", daemon=True).start()
+            while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
+                pass
     finally:
-        interrupted.append(0)  # from here on SIGINT is ignored: the node is already stopping
-        node._stopping = True
-        try:
-            node._stop_inputs()
-            executor.shutdown(timeout_sec=2.0)
-            node.destroy_node()
-        except KeyboardInterrupt:  # pragma: no cover - raised before the flag was set
-            pass
+        # Python's finalisation resets handled signals to their default action (a late SIGINT
+        # would then kill the process, exit -2); an ignored one stays ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        node._stopping = True  # callbacks racing the shutdown stay quiet
+        node._stop_inputs()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
         rclpy.try_shutdown()
     return code
 
