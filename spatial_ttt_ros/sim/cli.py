@@ -6,7 +6,9 @@ Writes into ``--out DIR``:
 - ``DIR/qa.json``    VSI-Bench records (id, scene_name, question_type, question, options, ground_truth)
 - ``DIR/scene.json`` ground truth: rooms (floor polygon, area), doors, walls, every object
   (label, class_id, centre, size l/w/h, yaw, parts, first_seen_frame, first_seen seconds or null),
-  the intrinsics, the rate and the rooms the camera visited.
+  the intrinsics, the image size (``image_width``, ``image_height``), the room height
+  (``room_height_m``), the rate and the rooms the camera visited; read it with
+  ``sim/scene_file.py`` (which also accepts the older format).
 
 Same arguments, same bytes.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from spatial_ttt_ros.sim.bag_writer import STORAGES, write_stream
 from spatial_ttt_ros.sim.questions import generate_questions
+from spatial_ttt_ros.sim.scene_file import SCENE_FILE_FORMAT
 from spatial_ttt_ros.sim.stream import MIN_SIZE, SimStream, simulate_stream
 
 MAX_ROOMS = 64
@@ -91,12 +94,17 @@ def scene_json(stream: SimStream, name: str) -> dict:
         obj["first_seen_frame"] = first_frame.get(iid)
         obj["first_seen"] = None if iid not in first_time else round(first_time[iid], 6)
     visited = stream.visited_rooms
+    # The scene's own "height" is the room height: say so, apart from the image size
+    # (format 1 wrote both as top-level width/height and the room height won).
+    room_height = doc.pop("height")
     return {
+        "format": SCENE_FILE_FORMAT,
         "scene_name": name,
         "rate_hz": stream.rate_hz,
         "n_frames": stream.n_frames,
-        "width": stream.width,
-        "height": stream.height,
+        "image_width": stream.width,
+        "image_height": stream.height,
+        "room_height_m": room_height,
         "K": [[round(float(v), 9) for v in row] for row in stream.K],
         "min_visible_pixels": stream.min_pixels,
         "visited_rooms": visited,
