@@ -95,6 +95,9 @@ def test_labels_on_another_topic_warn_and_exit_non_zero(case, tmp_path, monkeypa
     rep = _report(tmp_path / "c")
     assert rep["detections"] > 0 and not rep["warnings"]
     assert any(i.startswith("labels: /sim/semantic_labels") for i in rep["inputs"])
+    # one page with every plot inline, the bird's-eye map among them
+    html = (tmp_path / "c" / "report.html").read_text()
+    assert html.count("src='data:image/png;base64,") == 4 and (tmp_path / "c" / "map.png").is_file()
 
 
 def test_missing_depth_error_names_the_option(case, tmp_path, capsys):

@@ -22,7 +22,7 @@ from pathlib import Path
 from spatial_ttt_ros.evaluation.bag_reader import BagTopics
 from spatial_ttt_ros.memory.methods import DEFAULT_METHOD, METHODS
 
-REPORT_FILES = ("report.json", "report.md", "timing.csv")
+REPORT_FILES = ("report.json", "report.md", "report.html", "timing.csv")
 EXIT_EMPTY = 3  # the run saw no detections at all: its scores say nothing about the memory
 
 
@@ -40,6 +40,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-names", type=Path, default=None,
                    help="class names: with --detector labels, the label image's ids (one name a line from id 1, "
                         "or JSON {id: name}; default classes.py); with onnx, the model's classes in output order")
+    p.add_argument("--scene", type=Path, default=None,
+                   help="ground truth for the map plot: a simulator scene.json (default: the one beside the bag, if any)")
     p.add_argument("--allow-empty", action="store_true",
                    help="exit 0 even when the front-end saw no object at all (otherwise exit 3)")
     p.add_argument("--score-threshold", type=float, default=0.35, help="ONNX detector: minimum score (node default)")
@@ -64,7 +66,7 @@ def config_from_args(args: argparse.Namespace):
         model_path=args.model_path, class_names=args.class_names, checkpoint=args.checkpoint,
         score_threshold=args.score_threshold, device=args.device,
         live=args.live, rate_scale=args.rate_scale, qos=args.qos, max_frames=args.max_frames, topics=topics,
-        progress=not getattr(args, "no_progress", False),
+        progress=not getattr(args, "no_progress", False), scene=getattr(args, "scene", None),
     )
 
 
@@ -112,6 +114,10 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
 
         result = run_offline(cfg, records, errors)
     result.inputs = inputs.lines()
+    from spatial_ttt_ros.sim.scene_file import find_scene_file
+
+    scene = cfg.scene if cfg.scene is not None else find_scene_file(cfg.bag)
+    result.scene_file = None if scene is None else str(scene)
     if result.saw_nothing:
         result.warnings.append(
             "no detections at all: the memory saw no object, so every score below is that of a blind memory. "

@@ -53,6 +53,7 @@ class EvalConfig:
     max_frames: int | None = None
     topics: BagTopics = field(default_factory=BagTopics)
     progress: bool = True
+    scene: Path | None = None  # ground truth for the map plot (None: scene.json beside the bag, if any)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -105,6 +106,8 @@ class EvalResult:
     label_ids_seen: list[int] = field(default_factory=list)  # label mode, offline: raw ids in the bag
     warnings: list[str] = field(default_factory=list)  # said in the terminal and at the top of report.md
     inputs: list[str] = field(default_factory=list)  # which topic each input came from (inputs.py)
+    camera_path: list[tuple[float, float]] = field(default_factory=list)  # world x, y per frame (offline)
+    scene_file: str | None = None  # the simulator's scene.json beside the bag (ground truth), if any
 
     @property
     def saw_nothing(self) -> bool:
@@ -277,6 +280,7 @@ def run_offline(
     memory = getattr(pipeline, "memory", None)
     results: list[QuestionResult] = []
     timings: list[FrameTiming] = []
+    path: list[tuple[float, float]] = []
 
     def ask_due(k: int, stamp: float) -> None:
         for r in when.get(k, []):
@@ -311,6 +315,7 @@ def run_offline(
         ms.update(stage_ms)  # front_end (detect, lift, tokenise), detect (ONNX), observe (memory write)
         sb = int(memory.state_bytes()) if memory is not None else 0
         timings.append(FrameTiming(frame.frame_index, frame.stamp, ms, sb))
+        path.append((round(float(frame.T_world_cam[0, 3]), 3), round(float(frame.T_world_cam[1, 3]), 3)))
         ask_due(k, stamp)
         bar.update(1)
         if on_frame is not None:
@@ -338,5 +343,6 @@ def run_offline(
         model_checksum=sha256_file(ckpt),
         detections=counters.get("detections"),
         label_ids_seen=[] if table is None else table.seen,
+        camera_path=path,
         warnings=[] if table is None else table.warnings(),
     )

@@ -4,9 +4,14 @@ DIR/report.json  scores (overall, per task), every question with its answer and 
                  positions used, throughput, latency per stage (p50/p95), state bytes
                  over frames, config, git commit, model checksum, dropped frames,
                  bad question records
-DIR/report.md    the same for people: summary, per-task and per-question tables
-DIR/scores_by_task.png, DIR/per_frame.png (state bytes and ms per frame against
-                 frames seen), DIR/latency_hist.png
+DIR/report.md    the same for people: warnings and inputs first, summary, per-task
+                 (with abstentions and repeats) and per-question tables
+DIR/report.html  one page: report.md's tables with the plots inline (base64 PNG)
+DIR/scores_by_task.png (values on the bars, 0 % drawn), DIR/per_frame.png (memory size
+                 and ms per frame against frames seen), DIR/latency_hist.png (log axis,
+                 p50/p95 marked), DIR/map.png (bird's-eye: the memory's objects as labelled
+                 boxes on the seen floor with the camera path; the simulator's ground truth
+                 beside it when a scene.json is found)
 DIR/timing.csv   frame index, stamp, ms per stage, state bytes
 """
 
@@ -22,7 +27,7 @@ import numpy as np
 from spatial_ttt_ros.evaluation.metrics import aggregate, find_duplicates, is_abstention, task_of
 from spatial_ttt_ros.evaluation.replay import EvalResult, git_commit
 
-PLOTS = ("scores_by_task.png", "per_frame.png", "latency_hist.png")
+PLOTS = ("scores_by_task.png", "per_frame.png", "latency_hist.png", "map.png")
 
 
 def _pct(values: list[float]) -> dict:
@@ -146,6 +151,7 @@ def build_report(result: EvalResult) -> dict:
         "inputs": list(result.inputs),  # which topic each input came from, what was missing
         "detections": result.detections,
         "label_ids_seen": list(result.label_ids_seen),
+        "scene_file": result.scene_file,  # ground truth drawn beside the memory in map.png
     }
 
 
@@ -225,6 +231,97 @@ def render_markdown(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _bar_scores(ax, rep: dict) -> None:
+    """Score per task as horizontal bars with their values; a 0 % task still shows (a stub
+    and "0.0"), so it never reads as "not asked"."""
+    tasks = list(rep["tasks"])[::-1]
+    vals = [rep["tasks"][t] for t in tasks]
+    ax.barh(tasks, [max(v, 0.4) for v in vals], color=["#cc6677" if v == 0 else "#4477aa" for v in vals])
+    for y, (t, v) in enumerate(zip(tasks, vals)):
+        extra = []
+        if rep["abstentions"].get(t):
+            extra.append(f"{rep['abstentions'][t]} abstained")
+        n = rep["counts"].get(t)
+        label = f"{v:.1f} %  (n={n}{', ' + ', '.join(extra) if extra else ''})"
+        ax.text(min(v, 100) + 1.0, y, label, va="center", fontsize=8)
+    ax.axvline(rep["overall"], color="k", ls="--", lw=1, label=f"overall {rep['overall']:.1f} %")
+    ax.set_xlim(0, 130)  # room for the labels right of a 100 % bar
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("score (%)")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def _box_corners(center, size, yaw) -> np.ndarray:
+    c, s_ = math.cos(yaw), math.sin(yaw)
+    hl, hw = size[0] / 2, size[1] / 2
+    pts = np.array([[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw], [-hl, -hw]])
+    return pts @ np.array([[c, s_], [-s_, c]]) + np.asarray(center[:2])
+
+
+def _draw_objects(ax, objects: list[dict], color_of) -> None:
+    for o in objects:
+        xy = _box_corners(o["center"], o["size"], float(o.get("yaw", 0.0)))
+        col = color_of(o["label"])
+        ax.fill(xy[:, 0], xy[:, 1], color=col, alpha=0.35, lw=0)
+        ax.plot(xy[:, 0], xy[:, 1], color=col, lw=1)
+        ax.text(o["center"][0], o["center"][1], o["label"], fontsize=6, ha="center", va="center")
+
+
+def _draw_map(ax_mem, ax_gt, rep: dict, result: EvalResult) -> None:
+    """Bird's-eye view: what the memory holds at the end (objects, seen floor, camera path),
+    and the simulator's ground truth beside it (objects seen by the camera, rooms)."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab20")
+    labels: dict[str, int] = {}
+
+    def color_of(label: str):
+        return cmap(labels.setdefault(label, len(labels)) % 20)
+
+    inv = rep.get("inventory") or {}
+    room = inv.get("room") or {}
+    for poly in room.get("polygons") or []:
+        poly = np.asarray(poly)
+        if poly.ndim == 2 and len(poly) >= 3:
+            ax_mem.fill(poly[:, 0], poly[:, 1], color="#dddddd", lw=0)
+    if not room.get("polygons") and room.get("min_xy"):
+        (x0, y0), (x1, y1) = room["min_xy"], room["max_xy"]
+        ax_mem.fill([x0, x1, x1, x0], [y0, y0, y1, y1], color="#dddddd", lw=0)
+    objects = inv.get("objects") or []
+    _draw_objects(ax_mem, objects, color_of)
+    path = np.asarray(result.camera_path) if result.camera_path else None
+    for ax in (ax_mem, ax_gt):
+        if ax is not None and path is not None and len(path):
+            ax.plot(path[:, 0], path[:, 1], color="#222222", lw=0.8, label="camera path")
+            ax.plot(path[0, 0], path[0, 1], "o", color="#228833", ms=4)
+            ax.plot(path[-1, 0], path[-1, 1], "s", color="#cc3311", ms=4)
+    ax_mem.set_title(f"memory at the end: {len(objects)} objects"
+                     + (f", floor {room['area_m2']:.1f} m²" if room.get("area_m2") else ""), fontsize=9)
+    if ax_gt is not None and result.scene_file:
+        from spatial_ttt_ros.sim.scene_file import read_scene_file
+
+        doc = read_scene_file(result.scene_file)
+        for r in doc.get("rooms", []):
+            poly = np.asarray(r["polygon"])
+            ax_gt.fill(poly[:, 0], poly[:, 1], color="#eeeeee", lw=0)
+            ax_gt.plot(np.r_[poly[:, 0], poly[0, 0]], np.r_[poly[:, 1], poly[0, 1]], color="#999999", lw=0.8)
+        seen = [o for o in doc["objects"] if o.get("first_seen") is not None]
+        _draw_objects(ax_gt, seen, color_of)
+        ax_gt.set_title(f"ground truth ({Path(result.scene_file).name}): {len(seen)} objects seen", fontsize=9)
+    for ax in (ax_mem, ax_gt):
+        if ax is not None:
+            ax.set_aspect("equal", adjustable="box")
+            ax.set_xlabel("x (m)")
+            ax.set_ylabel("y (m)")
+            ax.grid(alpha=0.3)
+    if ax_gt is not None:  # same extent, so the two read side by side
+        xs = ax_mem.get_xlim() + ax_gt.get_xlim()
+        ys = ax_mem.get_ylim() + ax_gt.get_ylim()
+        for ax in (ax_mem, ax_gt):
+            ax.set_xlim(min(xs), max(xs))
+            ax.set_ylim(min(ys), max(ys))
+
+
 def write_plots(rep: dict, result: EvalResult, out: Path) -> list[Path]:
     import matplotlib
 
@@ -232,55 +329,134 @@ def write_plots(rep: dict, result: EvalResult, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    tasks = list(rep["tasks"])
-    ax.barh(tasks[::-1], [rep["tasks"][t] for t in tasks][::-1], color="#4477aa")
-    ax.axvline(rep["overall"], color="k", ls="--", lw=1, label=f"overall {rep['overall']:.1f}")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("score (%)")
+    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(rep["tasks"]), 3) + 1.2))
+    _bar_scores(ax, rep)
     ax.set_title(f"score per task: {rep['method']} ({rep['mode']})")
-    ax.legend(loc="lower right")
     fig.tight_layout()
     paths.append(out / PLOTS[0])
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     x = np.arange(1, len(result.frames) + 1)
     samples = rep["state_bytes"]
     a1.plot(samples["frames_seen"], [b / 1024 for b in samples["bytes"]], color="#228833", marker="." if result.mode == "live" else None)
-    a1.set_ylabel("state (KiB)")
+    a1.set_ylabel("memory size (KiB)")
     a1.set_ylim(bottom=0)
-    a1.set_title("memory state and time per frame against frames seen")
+    a1.grid(alpha=0.3)
+    a1.set_title("memory size and processing time per frame")
     key = next((k for k in ("process", "publish") if any(k in f.ms for f in result.frames)), None)
     if key:
-        a2.plot(x, [f.ms.get(key, np.nan) for f in result.frames], lw=0.8, color="#aa3377")
+        ms = np.array([f.ms.get(key, np.nan) for f in result.frames])
+        a2.plot(x, ms, lw=0.6, color="#aa3377", label=f"{key} ms")
+        if len(ms) >= 10:  # a running median shows the trend through the jitter
+            k = max(5, len(ms) // 50)
+            med = np.array([np.nanmedian(ms[max(0, i - k):i + 1]) for i in range(len(ms))])
+            a2.plot(x, med, lw=1.5, color="k", label=f"running median ({k + 1} frames)")
+        a2.legend(fontsize=8, loc="upper left")
     a2.set_ylabel(f"ms per frame ({key})")
     a2.set_xlabel("frames seen" if result.mode == "offline" else "frames seen (top) / published (bottom)")
     a2.set_ylim(bottom=0)
+    a2.grid(alpha=0.3)
     fig.tight_layout()
     paths.append(out / PLOTS[1])
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for stage in stage_names(result):
-        v = [f.ms[stage] for f in result.frames if stage in f.ms]
-        if v and stage != "read":
-            ax.hist(v, bins=40, alpha=0.6, label=stage)
-    asks = [q.latency_ms for q in result.questions]
-    if asks:
-        ax.hist(asks, bins=20, alpha=0.6, label="ask")
-    ax.set_xlabel("ms")
+    # Latencies span orders of magnitude (a cheap ask beside a slow frame): log-spaced bins
+    # on a log axis, p50 and p95 marked per series.
+    series = [(stage, [f.ms[stage] for f in result.frames if stage in f.ms]) for stage in stage_names(result)
+              if stage not in ("read", "late")]
+    series.append(("ask", [q.latency_ms for q in result.questions]))
+    series = [(n, np.asarray([v for v in vals if v > 0], dtype=float)) for n, vals in series]
+    series = [(n, v) for n, v in series if v.size]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    if series:
+        lo = min(float(v.min()) for _, v in series)
+        hi = max(float(v.max()) for _, v in series)
+        bins = np.geomspace(max(lo * 0.9, 1e-3), hi * 1.1 + 1e-3, 50)
+        cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, (name, v) in enumerate(series):
+            col = cycle[i % len(cycle)]
+            p50, p95 = np.percentile(v, [50, 95])
+            ax.hist(v, bins=bins, alpha=0.5, color=col, label=f"{name}: p50 {p50:.3g}, p95 {p95:.3g} ms (n={v.size})")
+            ax.axvline(p50, color=col, lw=1.2)
+            ax.axvline(p95, color=col, lw=1.2, ls="--")
+        ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    ax.set_xlabel("ms (log scale; solid line p50, dashed p95)")
     ax.set_ylabel("count")
-    ax.set_title("latency")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    ax.set_title("latency per stage")
     fig.tight_layout()
     paths.append(out / PLOTS[2])
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
+
+    has_gt = bool(result.scene_file) and Path(result.scene_file).is_file()
+    fig, axes = plt.subplots(1, 2 if has_gt else 1, figsize=(12 if has_gt else 6.5, 5.5))
+    axes = list(np.atleast_1d(axes))
+    _draw_map(axes[0], axes[1] if has_gt else None, rep, result)
+    fig.tight_layout()
+    paths.append(out / PLOTS[3])
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
     return paths
+
+
+def render_html(rep: dict, out: Path) -> str:
+    """One self-contained page: summary, scores, plots inline (base64 PNG), questions."""
+    import base64
+    import html
+
+    e = html.escape
+    md = render_markdown(rep)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Evaluation: {e(str(rep['method']))} ({e(rep['mode'])})</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".warn{background:#fff3cd;border:1px solid #e0b000;padding:6px;margin:6px 0}img{max-width:100%}</style>",
+        "</head><body>",
+        f"<h1>Evaluation: {e(str(rep['method']))} ({e(rep['mode'])}): {rep['overall']:.1f} % overall</h1>",
+    ]
+    parts += [f"<div class='warn'><b>Warning:</b> {e(w)}</div>" for w in rep.get("warnings", [])]
+    if rep.get("inputs"):
+        parts.append("<p>Inputs read from the bag:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in rep["inputs"]) + "</ul>")
+
+    def table(rows: list[str]) -> str:
+        cells = [[c.strip().replace("\\|", "|") for c in r.strip().strip("|").split(" | ")] for r in rows
+                 if not set(r.replace("|", "").strip()) <= {"-", " "}]
+        if not cells:
+            return ""
+        head, body = cells[0], cells[1:]
+        return ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body) + "</table>")
+
+    # report.md's tables, in order: summary, per task, latency, questions
+    blocks, cur = [], []
+    for ln in md.splitlines():
+        if ln.startswith("|"):
+            cur.append(ln)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    titles = ["Summary", "Score per task", "Latency per stage (ms)", "Questions"]
+    for i, block in enumerate(blocks):
+        if i == 2:  # the plots after the score table, where a reader looks first
+            for name in PLOTS:
+                f = out / name
+                if f.is_file():
+                    b64 = base64.b64encode(f.read_bytes()).decode("ascii")
+                    parts.append(f"<p><img alt='{e(name)}' src='data:image/png;base64,{b64}'></p>")
+        parts.append(f"<h2>{e(titles[i]) if i < len(titles) else ''}</h2>" + table(block))
+    if rep["errors"]:
+        parts.append("<h2>Question records skipped</h2><ul>" + "".join(f"<li>{e(x)}</li>" for x in rep["errors"]) + "</ul>")
+    if rep["notes"]:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(x)}</li>" for x in rep["notes"]) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
 
 def write_timing_csv(result: EvalResult, path: Path) -> None:
@@ -305,6 +481,7 @@ def write_report(result: EvalResult, out: str | Path) -> dict:
     (out / "report.md").write_text(render_markdown(rep))
     write_timing_csv(result, out / "timing.csv")
     write_plots(rep, result, out)
+    (out / "report.html").write_text(render_html(rep, out))
     return rep
 
 
