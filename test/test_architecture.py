@@ -4,7 +4,8 @@ Layers, lowest first (docs/ARCHITECTURE.md draws them). A module may import its 
 folder and any lower layer, never a higher one; folders on one layer do not import
 each other. Function-level imports count; ``if TYPE_CHECKING:`` blocks do not.
 
-0. shared types: classes, frames, topics, inventory, answer (and the generated msg/srv)
+0. shared types: classes, frames, topics, inventory, answer (and the generated msg/srv);
+   poses and images (pose maths, image decoding: used by ros, evaluation and sim)
 1. ttt (the TTT core), perception (frames -> tokens), sim (the simulator)
 2. memory (memories only)
 3. reasoning (questions over an inventory)

@@ -10,6 +10,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from spatial_ttt_ros import topics as T
+from spatial_ttt_ros.poses import matrix_to_quaternion
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 K = np.array([[80.0, 0, 40.0], [0, 80.0, 30.0], [0, 0, 1]])
@@ -34,9 +35,7 @@ def _image(t, arr: np.ndarray, encoding: str, frame=T.CAMERA_FRAME):
 
 
 def _quat(R: np.ndarray):
-    from spatial_ttt_ros.evaluation.bag_reader import _matrix_to_quat
-
-    w, x, y, z = _matrix_to_quat(R)
+    x, y, z, w = matrix_to_quaternion(R)
     return TS.types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)
 
 

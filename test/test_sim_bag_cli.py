@@ -14,8 +14,9 @@ from rosbags.typesys import Stores, get_typestore
 
 from spatial_ttt_ros import topics
 from spatial_ttt_ros.cli import main
+from spatial_ttt_ros.poses import quaternion_to_matrix
 from spatial_ttt_ros.sim import cli as sim_cli
-from spatial_ttt_ros.sim.bag_writer import BAG_EPOCH_NS, quaternion_to_rotation
+from spatial_ttt_ros.sim.bag_writer import BAG_EPOCH_NS
 from spatial_ttt_ros.sim.stream import simulate_stream
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -52,7 +53,7 @@ def sim_out(tmp_path_factory) -> Path:
 
 def _pose_matrix(position, orientation) -> np.ndarray:
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation([orientation.x, orientation.y, orientation.z, orientation.w])
+    T[:3, :3] = quaternion_to_matrix(orientation.x, orientation.y, orientation.z, orientation.w)
     T[:3, 3] = [position.x, position.y, position.z]
     return T
 

@@ -30,7 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from spatial_ttt_ros import topics as T
+from spatial_ttt_ros.evaluation.tf_buffer import TfBuffer, pose_at_stamp
 from spatial_ttt_ros.frames import CameraFrame
+from spatial_ttt_ros.images import color_to_rgb, depth_to_metres, labels_to_ids
+from spatial_ttt_ros.poses import pose_to_matrix
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -38,11 +41,6 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 ODOMETRY = "nav_msgs/msg/Odometry"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
-
-# Largest gap between two pose samples that we interpolate across; beyond it a frame
-# in the gap has no trustworthy pose and is skipped (counted as "no pose").
-MAX_POSE_GAP = 0.5  # s
-
 
 @dataclass(frozen=True)
 class BagTopics:
@@ -79,144 +77,6 @@ class BagInfo:
     rate_hz: float = 0.0  # median colour rate
 
 
-class _TfBuffer:
-    """A minimal tf2: per child frame its parent and its transforms over time."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-        self.static: dict[str, np.ndarray] = {}
-        self.samples: dict[str, tuple[list[float], list[np.ndarray]]] = {}
-
-    def add(self, parent: str, child: str, stamp: float, T_parent_child: np.ndarray, static: bool) -> None:
-        parent, child = parent.lstrip("/"), child.lstrip("/")
-        self.parent[child] = parent
-        if static:
-            self.static[child] = T_parent_child
-            return
-        stamps, mats = self.samples.setdefault(child, ([], []))
-        i = bisect.bisect_right(stamps, stamp)
-        stamps.insert(i, stamp)
-        mats.insert(i, T_parent_child)
-
-    def has_chain(self, target: str, source: str) -> bool:
-        return self._path(target.lstrip("/"), source.lstrip("/")) is not None
-
-    def _ancestors(self, frame: str) -> list[str]:
-        chain = [frame]
-        while chain[-1] in self.parent and len(chain) < 64:  # 64: guard against loops
-            chain.append(self.parent[chain[-1]])
-        return chain
-
-    def _path(self, target: str, source: str) -> tuple[list[str], list[str]] | None:
-        up_s, up_t = self._ancestors(source), self._ancestors(target)
-        common = next((f for f in up_s if f in up_t), None)
-        if common is None:
-            return None
-        return up_s[: up_s.index(common)], up_t[: up_t.index(common)]
-
-    def _to_parent(self, child: str, t: float, tol: float) -> np.ndarray | None:
-        if child in self.static:
-            return self.static[child]
-        stamps, mats = self.samples.get(child, ([], []))
-        return _interpolate(stamps, mats, t, tol)
-
-    def lookup(self, target: str, source: str, t: float, tol: float) -> np.ndarray | None:
-        """T_target_source at time ``t`` (None when some link has no sample near t)."""
-        path = self._path(target.lstrip("/"), source.lstrip("/"))
-        if path is None:
-            return None
-        from_source, from_target = path
-
-        def to_common(frames: list[str]) -> np.ndarray | None:
-            M = np.eye(4)
-            for f in frames:
-                step = self._to_parent(f, t, tol)
-                if step is None:
-                    return None
-                M = step @ M
-            return M
-
-        T_c_s, T_c_t = to_common(from_source), to_common(from_target)
-        if T_c_s is None or T_c_t is None:
-            return None
-        return np.linalg.inv(T_c_t) @ T_c_s
-
-
-def quat_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
-    q = np.array([w, x, y, z], dtype=np.float64)
-    n = np.linalg.norm(q)
-    if n < 1e-12:
-        raise ValueError("zero-length quaternion")
-    w, x, y, z = q / n
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def _matrix_to_quat(R: np.ndarray) -> np.ndarray:
-    """(w, x, y, z) of a rotation matrix (Shepperd's method, numerically safe)."""
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = [0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
-        q = [0.0] * 4
-        q[0] = (R[k, j] - R[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (R[j, i] + R[i, j]) / s
-        q[1 + k] = (R[k, i] + R[i, k]) / s
-    q = np.asarray(q)
-    return q / np.linalg.norm(q)
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
-    d = float(np.dot(q0, q1))
-    if d < 0:
-        q1, d = -q1, -d
-    if d > 0.9995:  # nearly parallel: linear is exact enough and avoids 0/0
-        q = q0 + a * (q1 - q0)
-        return q / np.linalg.norm(q)
-    th = np.arccos(d)
-    return (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
-
-
-def _pose_matrix(position, orientation) -> np.ndarray:
-    M = np.eye(4)
-    M[:3, :3] = quat_to_matrix(orientation.x, orientation.y, orientation.z, orientation.w)
-    M[:3, 3] = (position.x, position.y, position.z)
-    return M
-
-
-def _interpolate(stamps: list[float], mats: list[np.ndarray], t: float, tol: float) -> np.ndarray | None:
-    """Pose at ``t``: interpolated between neighbours up to MAX_POSE_GAP apart, or the
-    nearest sample within ``tol`` at either end; None otherwise (no extrapolation)."""
-    if not stamps:
-        return None
-    i = bisect.bisect_left(stamps, t)
-    if i < len(stamps) and abs(stamps[i] - t) <= 1e-6:
-        return mats[i]
-    if 0 < i < len(stamps):
-        t0, t1 = stamps[i - 1], stamps[i]
-        if t1 - t0 <= MAX_POSE_GAP:
-            a = (t - t0) / (t1 - t0)
-            M0, M1 = mats[i - 1], mats[i]
-            q = _slerp(_matrix_to_quat(M0[:3, :3]), _matrix_to_quat(M1[:3, :3]), a)
-            M = np.eye(4)
-            M[:3, :3] = quat_to_matrix(q[1], q[2], q[3], q[0])
-            M[:3, 3] = (1 - a) * M0[:3, 3] + a * M1[:3, 3]
-            return M
-    near = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
-    j = min(near, key=lambda j: abs(stamps[j] - t))
-    return mats[j] if abs(stamps[j] - t) <= tol else None
-
-
 def header_stamp(rawdata: bytes | memoryview) -> float:
     """Stamp of a CDR-serialised message whose first field is std_msgs/Header.
 
@@ -232,59 +92,6 @@ def header_stamp(rawdata: bytes | memoryview) -> float:
 
 def _stamp(t) -> float:
     return t.sec + t.nanosec * 1e-9
-
-
-def image_to_array(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W) or (H, W, C) array in the image's own dtype, honouring
-    ``step`` (row padding) and ``is_bigendian``."""
-    enc = msg.encoding.lower()
-    spec = {
-        "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
-        "mono8": (np.uint8, 1), "8uc1": (np.uint8, 1), "8uc3": (np.uint8, 3),
-        "mono16": (np.uint16, 1), "16uc1": (np.uint16, 1), "32fc1": (np.float32, 1),
-    }.get(enc)
-    if spec is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
-    dtype, ch = spec
-    h, w = int(msg.height), int(msg.width)
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row = w * ch * dt.itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if msg.step < row or data.size < h * msg.step:
-        raise ValueError(f"{enc} image {w}x{h}: step {msg.step} / {data.size} bytes do not fit")
-    rows = data[: h * msg.step].reshape(h, msg.step)[:, :row]
-    arr = np.ascontiguousarray(rows).view(dt).reshape((h, w, ch) if ch > 1 else (h, w))
-    return arr.astype(dt.newbyteorder("="), copy=False)
-
-
-def color_to_rgb(msg) -> np.ndarray:
-    """Image (rgb8, bgr8, rgba8, bgra8, mono8) or CompressedImage -> (H, W, 3) uint8 RGB."""
-    if hasattr(msg, "format"):  # sensor_msgs/CompressedImage
-        import cv2
-
-        bgr = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
-        return np.ascontiguousarray(bgr[..., ::-1])
-    arr = image_to_array(msg)
-    enc = msg.encoding.lower()
-    if arr.ndim == 2:
-        return np.repeat(arr[..., None], 3, axis=2)
-    if enc.startswith("bgr"):
-        arr = arr[..., 2::-1]
-    return np.ascontiguousarray(arr[..., :3])
-
-
-def depth_to_metres(msg) -> np.ndarray:
-    """16UC1 / mono16 millimetres or 32FC1 metres -> (H, W) float32 metres, NaN = no reading."""
-    arr = image_to_array(msg)
-    if arr.dtype == np.uint16:
-        out = arr.astype(np.float32) * 1e-3
-        out[arr == 0] = np.nan
-        return out
-    if arr.dtype == np.float32:
-        return arr.astype(np.float32, copy=True)
-    raise ValueError(f"depth encoding {msg.encoding!r} is neither 16UC1 (mm) nor 32FC1 (m)")
 
 
 def _nearest(stamps: list[float], t: float, tol: float) -> int | None:
@@ -376,7 +183,7 @@ class BagReader:
             self._infos: list[tuple[float, np.ndarray, int, int]] = []  # stamp, K, w, h
             pose_s: list[tuple[float, np.ndarray]] = []
             odom_child = ""
-            tf = _TfBuffer()
+            tf = TfBuffer()
             wanted = [conns[t] for t in image_topics + small_topics if t in conns]
             # every connection of a topic (a bag may hold several for one topic)
             wanted = [c for c in reader.connections if c.topic in {w.topic for w in wanted}]
@@ -395,13 +202,13 @@ class BagReader:
                         for ts in msg.transforms:
                             tr = ts.transform
                             tf.add(ts.header.frame_id, ts.child_frame_id, _stamp(ts.header.stamp),
-                                   _pose_matrix(tr.translation, tr.rotation), static=conn.topic == tp.tf_static)
+                                   pose_to_matrix(tr.translation, tr.rotation), static=conn.topic == tp.tf_static)
                     elif pose_kind == "pose" and conn.topic == tp.pose:
-                        pose_s.append((_stamp(msg.header.stamp), _pose_matrix(msg.pose.position, msg.pose.orientation)))
+                        pose_s.append((_stamp(msg.header.stamp), pose_to_matrix(msg.pose.position, msg.pose.orientation)))
                     elif pose_kind == "odom" and conn.topic == tp.odom:
                         odom_child = msg.child_frame_id.lstrip("/")
                         p = msg.pose.pose
-                        pose_s.append((_stamp(msg.header.stamp), _pose_matrix(p.position, p.orientation)))
+                        pose_s.append((_stamp(msg.header.stamp), pose_to_matrix(p.position, p.orientation)))
             except Exception as exc:
                 raise _corrupt_bag(self.path, n, exc) from None
         finally:
@@ -422,14 +229,14 @@ class BagReader:
         ps, pm = [p[0] for p in pose_s], [p[1] for p in pose_s]
         cam = tp.camera_frame.lstrip("/")
         if pose_kind == "pose":
-            pose_at = lambda t: _interpolate(ps, pm, t, tol)  # noqa: E731
+            pose_at = lambda t: pose_at_stamp(ps, pm, t, tol)  # noqa: E731
             source = f"pose {tp.pose}"
         elif pose_kind == "odom":
             source = f"odom {tp.odom}"
             need_tf = odom_child not in ("", cam) and tf.has_chain(odom_child, cam)
 
             def pose_at(t):
-                M = _interpolate(ps, pm, t, tol)
+                M = pose_at_stamp(ps, pm, t, tol)
                 if M is None or not need_tf:
                     return M
                 extra = tf.lookup(odom_child, cam, t, tol)
@@ -526,7 +333,7 @@ class BagReader:
                     elif conn.topic == tp.depth:
                         pending[conn.topic][t] = depth_to_metres(msg)
                     else:
-                        pending[conn.topic][t] = image_to_array(msg).astype(np.int32)
+                        pending[conn.topic][t] = labels_to_ids(msg)
                     while nxt < len(self._plan) and self._ready(self._plan[nxt], pending):
                         yield self._make(nxt, pending)
                         nxt += 1
@@ -589,8 +396,3 @@ def _corrupt_bag(path: Path, n: int, exc: Exception) -> ValueError:
 def _why(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def read_frames(path: str | Path, topics: BagTopics | None = None, **kw) -> Iterator[CameraFrame]:
-    """Convenience: iterate the frames of a bag."""
-    return iter(BagReader(path, topics, **kw))

@@ -1,8 +1,9 @@
 """ROS messages <-> the core's plain types (numpy images, 4x4 poses, Answer, Inventory).
 
-Images are converted by hand (numpy over the message buffer, honouring ``step`` and
-``is_bigendian``): cv_bridge for ROS 2 is not installable here and PyPI's port breaks
-on 16UC1. Everything here is pure functions, testable without ``rclpy.init``.
+Image decoding is ``spatial_ttt_ros.images`` and pose maths ``spatial_ttt_ros.poses``
+(ROS-free, shared with the bag reader; cv_bridge for ROS 2 is not installable here and
+PyPI's port breaks on 16UC1); their names are re-exported here for the node. Everything
+here is pure functions, testable without ``rclpy.init``.
 """
 
 from __future__ import annotations
@@ -19,31 +20,22 @@ from visualization_msgs.msg import Marker, MarkerArray
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import InventoryObject as InventoryObjectMsg
 from spatial_ttt_ros.msg import RoomExtent, SceneDescription
+from spatial_ttt_ros import poses
 from spatial_ttt_ros.answer import Answer
+from spatial_ttt_ros.images import (  # noqa: F401 (the node's names)
+    COLOR_ENCODINGS,
+    DEPTH_ENCODINGS,
+    LABEL_ENCODINGS,
+    UnsupportedEncoding,
+    color_to_rgb,
+    compressed_to_rgb,
+    depth_to_metres,
+    image_to_array,
+    labels_to_ids,
+    pixel_type,
+)
 from spatial_ttt_ros.inventory import Inventory
-
-
-class UnsupportedEncoding(ValueError):
-    """An image encoding the node cannot read for that input."""
-
-
-# encoding -> (numpy dtype, channels)
-_ENCODINGS: dict[str, tuple[str, int]] = {
-    "rgb8": ("u1", 3),
-    "bgr8": ("u1", 3),
-    "rgba8": ("u1", 4),
-    "bgra8": ("u1", 4),
-    "mono8": ("u1", 1),
-    "8uc1": ("u1", 1),
-    "8uc3": ("u1", 3),
-    "mono16": ("u2", 1),
-    "16uc1": ("u2", 1),
-    "32fc1": ("f4", 1),
-}
-
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
-DEPTH_ENCODINGS = ("16uc1", "mono16", "32fc1")
-LABEL_ENCODINGS = ("16uc1", "mono16", "mono8", "8uc1")
+from spatial_ttt_ros.poses import interpolate_pose, pose7_to_matrix, quaternion_to_matrix  # noqa: F401 (the node's names)
 
 
 # ----------------------------------------------------------------------------- time
@@ -64,78 +56,11 @@ def sec_to_stamp(t: float) -> Time:
 # ----------------------------------------------------------------------------- images
 
 
-def image_to_array(msg: Image) -> np.ndarray:
-    """(H, W) or (H, W, C) array in native byte order; a view-free copy of the data."""
-    enc = msg.encoding.lower()
-    if enc not in _ENCODINGS:
-        raise UnsupportedEncoding(f"unsupported image encoding '{msg.encoding}'")
-    kind, channels = _ENCODINGS[enc]
-    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
-    h, w = int(msg.height), int(msg.width)
-    row_bytes = w * channels * dtype.itemsize
-    if msg.step < row_bytes:
-        raise ValueError(f"image step {msg.step} is shorter than a row ({w} px x {channels} x {dtype.itemsize} B)")
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
-    if buf.size < msg.step * h:
-        raise ValueError(f"image data has {buf.size} bytes, expected {msg.step * h} ({h} rows of {msg.step})")
-    rows = buf[: msg.step * h].reshape(h, msg.step)[:, :row_bytes]
-    arr = np.ascontiguousarray(rows).view(dtype).reshape((h, w, channels) if channels > 1 else (h, w))
-    return arr.astype(dtype.newbyteorder("="), copy=False)
-
-
-def color_to_rgb(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from rgb8, bgr8, rgba8, bgra8 or mono8."""
-    enc = msg.encoding.lower()
-    if enc not in COLOR_ENCODINGS:
-        raise UnsupportedEncoding(
-            f"colour image encoding '{msg.encoding}' is not supported (use one of {', '.join(COLOR_ENCODINGS)})"
-        )
-    arr = image_to_array(msg)
-    if enc == "mono8":
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    if enc.startswith("bgr"):
-        return np.ascontiguousarray(arr[:, :, 2::-1])
-    return np.ascontiguousarray(arr[:, :, :3])
-
-
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a jpeg/png CompressedImage (image_transport's format strings)."""
-    import cv2  # local: only the compressed path needs OpenCV
-
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise UnsupportedEncoding(f"compressed image (format '{msg.format}') could not be decoded as jpeg or png")
-    # image_transport writes "rgb8; jpeg compressed bgr8": OpenCV decodes to BGR either way.
-    return np.ascontiguousarray(img[:, :, ::-1])
-
-
-def depth_to_metres(msg: Image) -> np.ndarray:
-    """(H, W) float32 metres from 16UC1/mono16 millimetres or 32FC1 metres; 0 and NaN stay invalid."""
-    enc = msg.encoding.lower()
-    if enc not in DEPTH_ENCODINGS:
-        raise UnsupportedEncoding(
-            f"depth image encoding '{msg.encoding}' is not supported (use 16UC1 millimetres or 32FC1 metres)"
-        )
-    arr = image_to_array(msg)
-    if enc == "32fc1":
-        return arr.astype(np.float32, copy=False)
-    return arr.astype(np.float32) * np.float32(0.001)
-
-
-def labels_to_ids(msg: Image) -> np.ndarray:
-    """(H, W) int32 class ids from 16UC1/mono16 or mono8/8UC1."""
-    enc = msg.encoding.lower()
-    if enc not in LABEL_ENCODINGS:
-        raise UnsupportedEncoding(f"label image encoding '{msg.encoding}' is not supported (use 16UC1 or mono8)")
-    return image_to_array(msg).astype(np.int32)
-
-
 def array_to_image(arr: np.ndarray, encoding: str, stamp: float | Time = 0.0, frame_id: str = "") -> Image:
     """A sensor_msgs/Image of ``arr`` (little-endian, packed rows)."""
     arr = np.ascontiguousarray(arr)
-    kind, channels = _ENCODINGS[encoding.lower()]
-    arr = arr.astype(np.dtype(kind).newbyteorder("<"), copy=False)
+    dtype, channels = pixel_type(encoding)
+    arr = arr.astype(dtype.newbyteorder("<"), copy=False)
     h, w = arr.shape[:2]
     msg = Image()
     msg.header = make_header(stamp, frame_id)
@@ -187,46 +112,9 @@ def K_to_camera_info(K: np.ndarray, width: int, height: int, stamp: float | Time
 # ----------------------------------------------------------------------------- poses
 
 
-def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
-    n = math.sqrt(x * x + y * y + z * z + w * w)
-    if not math.isfinite(n) or n < 1e-12:
-        raise ValueError(f"invalid quaternion ({x}, {y}, {z}, {w})")
-    x, y, z, w = x / n, y / n, z / n, w / n
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a rotation matrix (Shepperd's method, numerically stable)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = R[0, 0] + R[1, 1] + R[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        w, x, y, z = 0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
-        w, x, y, z = (R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s
-    elif R[1, 1] > R[2, 2]:
-        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
-        w, x, y, z = (R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s
-    else:
-        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
-        w, x, y, z = (R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s
-    return float(x), float(y), float(z), float(w)
-
-
 def pose_to_matrix(pose: Pose) -> np.ndarray:
     """4x4 transform of a geometry_msgs/Pose (or anything with .position/.orientation)."""
-    T = np.eye(4)
-    o = pose.orientation
-    T[:3, :3] = quaternion_to_matrix(o.x, o.y, o.z, o.w)
-    p = pose.position
-    T[:3, 3] = (p.x, p.y, p.z)
+    T = poses.pose_to_matrix(pose.position, pose.orientation)
     if not np.all(np.isfinite(T)):
         raise ValueError("pose contains NaN or inf")
     return T
@@ -234,48 +122,16 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
 
 def transform_to_matrix(transform) -> np.ndarray:
     """4x4 of a geometry_msgs/Transform (translation + rotation)."""
-    T = np.eye(4)
-    r = transform.rotation
-    T[:3, :3] = quaternion_to_matrix(r.x, r.y, r.z, r.w)
-    t = transform.translation
-    T[:3, 3] = (t.x, t.y, t.z)
-    return T
-
-
-def pose7_to_matrix(values) -> np.ndarray:
-    """4x4 of [x, y, z, qx, qy, qz, qw] (the camera_in_base parameter)."""
-    x, y, z, qx, qy, qz, qw = (float(v) for v in values)
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix(qx, qy, qz, qw)
-    T[:3, 3] = (x, y, z)
-    return T
+    return poses.pose_to_matrix(transform.translation, transform.rotation)
 
 
 def matrix_to_pose(T: np.ndarray) -> Pose:
     T = np.asarray(T, dtype=np.float64)
     pose = Pose()
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in T[:3, 3])
-    qx, qy, qz, qw = matrix_to_quaternion(T[:3, :3])
+    qx, qy, qz, qw = poses.matrix_to_quaternion(T[:3, :3])
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
     return pose
-
-
-def interpolate_pose(T0: np.ndarray, T1: np.ndarray, alpha: float) -> np.ndarray:
-    """Pose at fraction ``alpha`` from T0 to T1: lerp of the translation, slerp of the rotation."""
-    q0 = np.array(matrix_to_quaternion(T0[:3, :3]))
-    q1 = np.array(matrix_to_quaternion(T1[:3, :3]))
-    dot = float(np.dot(q0, q1))
-    if dot < 0:  # the short way round
-        q1, dot = -q1, -dot
-    if dot > 0.9995:
-        q = q0 + alpha * (q1 - q0)
-    else:
-        theta = math.acos(min(1.0, dot))
-        q = (math.sin((1 - alpha) * theta) * q0 + math.sin(alpha * theta) * q1) / math.sin(theta)
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix(*q)
-    T[:3, 3] = (1 - alpha) * T0[:3, 3] + alpha * T1[:3, 3]
-    return T
 
 
 # ----------------------------------------------------------------------------- outputs

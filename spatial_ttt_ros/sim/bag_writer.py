@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from scipy.spatial.transform import Rotation
 
 from spatial_ttt_ros import topics
+from spatial_ttt_ros.poses import matrix_to_quaternion
 
 # A fixed epoch for bag stamps (2023-11-14T22:13:20Z): ROS tools treat stamp 0 as "unset",
 # and a constant keeps bags reproducible. Frame i of a stream at rate r is at BAG_EPOCH_NS + i / r.
@@ -41,37 +43,6 @@ ODOMETRY = "nav_msgs/msg/Odometry"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-
-
-def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> (4,) quaternion x, y, z, w with w >= 0."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = R[0, 0] + R[1, 1] + R[2, 2]
-    if tr > 0:
-        s = math.sqrt(tr + 1.0) * 2
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2]) * 2
-        q = [0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2]) * 2
-        q = [(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1]) * 2
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    """(4,) x, y, z, w -> (3, 3)."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
 
 
 def base_pose(T_world_cam: np.ndarray) -> np.ndarray:
@@ -151,7 +122,7 @@ class BagWriter:
 
     def _pose(self, T: np.ndarray):
         t = self.ts.types
-        q = rotation_to_quaternion(T[:3, :3])
+        q = matrix_to_quaternion(T[:3, :3])
         return t["geometry_msgs/msg/Pose"](
             position=t["geometry_msgs/msg/Point"](x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
             orientation=t["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
@@ -159,7 +130,7 @@ class BagWriter:
 
     def _transform(self, stamp_ns: int, parent: str, child: str, T: np.ndarray):
         t = self.ts.types
-        q = rotation_to_quaternion(T[:3, :3])
+        q = matrix_to_quaternion(T[:3, :3])
         return t["geometry_msgs/msg/TransformStamped"](
             header=self._header(stamp_ns, parent), child_frame_id=child,
             transform=t["geometry_msgs/msg/Transform"](
@@ -190,10 +161,7 @@ class BagWriter:
                 # Velocities of the child (optical) frame, expressed in the child frame.
                 lin = T[:3, :3].T @ (T[:3, 3] - T_prev[:3, 3]) / dt
                 dR = T_prev[:3, :3].T @ T[:3, :3]
-                angle = math.acos(float(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0)))
-                axis = np.array([dR[2, 1] - dR[1, 2], dR[0, 2] - dR[2, 0], dR[1, 0] - dR[0, 1]])
-                n = np.linalg.norm(axis)
-                ang = axis / n * angle / dt if n > 1e-12 else np.zeros(3)
+                ang = Rotation.from_matrix(dR).as_rotvec() / dt
         vec = t["geometry_msgs/msg/Vector3"]
         return t[ODOMETRY](
             header=self._header(stamp_ns, topics.WORLD_FRAME), child_frame_id=topics.CAMERA_FRAME,
