@@ -53,34 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
-from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES
+from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES, TYPICAL_FOOTPRINT
 from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 
 FORMAT = "spatial_ttt_ros.memory.object_map"
 FORMAT_VERSION = 1
 N_CLASSES = len(CLASSES)
-
-# Typical largest horizontal extent per class (m), from the simulator's furniture and
-# everyday objects; sets how far apart two sightings may be and still be one object.
-TYPICAL_SIZE: dict[str, float] = {
-    "chair": 0.5,
-    "table": 1.2,
-    "sofa": 2.0,
-    "bed": 2.0,
-    "tv": 1.0,
-    "toilet": 0.65,
-    "sink": 0.7,
-    "refrigerator": 0.75,
-    "microwave": 0.5,
-    "oven": 0.65,
-    "potted plant": 0.4,
-    "cabinet": 1.0,
-    "lamp": 0.4,
-    "laptop": 0.35,
-    "clock": 0.3,
-    "vase": 0.2,
-}
-
 
 def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05):
     """How much the smaller of two boxes lies inside the other (0..1), per-axis product.
@@ -378,7 +356,7 @@ class ObjectMapMemory:
         self.n_frames = 0
 
     def gate(self, label: str) -> float:
-        return float(np.clip(self.gate_scale * TYPICAL_SIZE.get(label, 0.5), self.gate_min, self.gate_max))
+        return float(np.clip(self.gate_scale * TYPICAL_FOOTPRINT.get(label, 0.5), self.gate_min, self.gate_max))
 
     def observe(self, tokens) -> None:
         if self.start_stamp is None:
@@ -621,7 +599,7 @@ class ObjectMapMemory:
                 for b in range(a + 1, len(out)):
                     ca, wa, _, la, ha, ta = out[a]
                     cb, wb, _, lb, hb, _ = out[b]
-                    if ca != cb or not _pieces_of_one(la, ha, lb, hb, TYPICAL_SIZE.get(CLASSES[ca], 0.5)):
+                    if ca != cb or not _pieces_of_one(la, ha, lb, hb, TYPICAL_FOOTPRINT.get(CLASSES[ca], 0.5)):
                         continue
                     lo, hi = np.minimum(la, lb), np.maximum(ha, hb)
                     out[a] = (ca, max(wa, wb), 0.5 * (lo + hi), lo, hi, ta)
@@ -677,7 +655,7 @@ class ObjectMapMemory:
                 # Pieces of one object seen at different times (a chair whose seat and
                 # back were only ever seen apart) join like the fragments of one frame.
                 pieces = _pieces_of_one(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx],
-                                        TYPICAL_SIZE.get(CLASSES[lab], 0.5))
+                                        TYPICAL_FOOTPRINT.get(CLASSES[lab], 0.5))
                 close = np.triu((d < 0.5 * g) | (cont > self.contain_threshold) | pieces, k=1)
                 for p, q in zip(*np.nonzero(close)):
                     ra, rb = find(int(idx[p])), find(int(idx[q]))

@@ -33,28 +33,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from spatial_ttt_ros.classes import CLASSES
+from spatial_ttt_ros.classes import CLASSES, TYPICAL_SIZE
 from spatial_ttt_ros.frames import CameraFrame, ObjectObservation
-
-# Typical world extents (x, y, z in m) used to size false positives.
-TYPICAL_SIZE: dict[str, tuple[float, float, float]] = {
-    "chair": (0.5, 0.5, 0.9),
-    "table": (1.2, 0.8, 0.75),
-    "sofa": (2.0, 0.9, 0.85),
-    "bed": (2.0, 1.6, 0.6),
-    "tv": (1.0, 0.12, 0.6),
-    "toilet": (0.7, 0.4, 0.8),
-    "sink": (0.6, 0.5, 0.25),
-    "refrigerator": (0.75, 0.7, 1.8),
-    "microwave": (0.5, 0.35, 0.3),
-    "oven": (0.6, 0.6, 0.9),
-    "potted plant": (0.4, 0.4, 0.8),
-    "cabinet": (1.0, 0.5, 1.0),
-    "lamp": (0.3, 0.3, 1.5),
-    "laptop": (0.35, 0.25, 0.25),
-    "clock": (0.3, 0.06, 0.3),
-    "vase": (0.15, 0.15, 0.3),
-}
 
 # Classes a detector plausibly mistakes for each other; confusion picks from these
 # most of the time (CONFUSABLE_SHARE) and from any other class otherwise.
