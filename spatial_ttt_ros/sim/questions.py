@@ -37,7 +37,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spatial_ttt_ros.sim.scene import Scene, SceneObject, box_footprint
+from spatial_ttt_ros.sim.geometry2d import box_footprint, polygon_distance
+from spatial_ttt_ros.sim.scene_types import Scene, SceneObject
 
 LETTERS = "ABCD"
 REL_DISTANCE_MARGIN = 0.15  # metres between the closest and the second closest option
@@ -96,34 +97,6 @@ TURNS = ("Turn Left", "Turn Right", "Turn Back")
 
 def _interval_gap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, b0 - a1, a0 - b1)
-
-
-def _point_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    ab = b - a
-    t = float(np.clip((p - a) @ ab / max(float(ab @ ab), 1e-18), 0.0, 1.0))
-    return float(np.linalg.norm(p - a - t * ab))
-
-
-def _convex_overlap(p: np.ndarray, q: np.ndarray) -> bool:
-    for poly in (p, q):
-        for i in range(len(poly)):
-            e = poly[(i + 1) % len(poly)] - poly[i]
-            axis = np.array([-e[1], e[0]])
-            if (p @ axis).max() < (q @ axis).min() or (q @ axis).max() < (p @ axis).min():
-                return False
-    return True
-
-
-def polygon_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Distance between two convex polygons (N, 2), (M, 2); 0 when they overlap or touch."""
-    if _convex_overlap(p, q):
-        return 0.0
-    best = math.inf
-    for a, b in ((p, q), (q, p)):
-        for v in a:
-            for i in range(len(b)):
-                best = min(best, _point_segment(v, b[i], b[(i + 1) % len(b)]))
-    return best
 
 
 def closest_box_distance(a: SceneObject, b: SceneObject) -> float:

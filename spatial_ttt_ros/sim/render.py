@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from spatial_ttt_ros.classes import CLASS_TO_ID
-from spatial_ttt_ros.sim.scene import Scene
+from spatial_ttt_ros.sim.scene_types import Scene
 
 DEFAULT_HFOV_DEG = 65.0
 NEAR = 0.05  # metres: hits closer than this are ignored (camera near plane)

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from spatial_ttt_ros.sim.scene import Scene
+from spatial_ttt_ros.sim.scene_types import Scene
 
 LOOKAHEAD = 0.35  # metres of path used to smooth the heading while walking
 DOOR_APPROACH = 0.5  # metres before and after a doorway the walker lines up with it
