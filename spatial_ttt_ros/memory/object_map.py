@@ -48,188 +48,17 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from spatial_ttt_ros.classes import CLASS_TO_ID, CLASSES, TYPICAL_FOOTPRINT
-from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
+from spatial_ttt_ros.inventory import Inventory, InventoryObject
+from spatial_ttt_ros.memory.floor_grid import FloorGrid
+from spatial_ttt_ros.memory.object_instances import N_CLASSES, ObjectInstance, containment, pieces_of_one
 
 FORMAT = "spatial_ttt_ros.memory.object_map"
 FORMAT_VERSION = 1
-N_CLASSES = len(CLASSES)
-
-def _containment(lo_a, hi_a, lo_b, hi_b, pad: float = 0.05):
-    """How much the smaller of two boxes lies inside the other (0..1), per-axis product.
-
-    Each box is padded by ``pad`` m so that the thin boxes of surfaces seen head-on
-    (a wall cabinet's front, 2 cm deep) still overlap when a few cm apart. A partial
-    view of a large object (half a bed at the image edge) is contained in the
-    object's box although their centres are far apart and their IoU is small.
-    Arrays broadcast over leading axes (last axis = x, y, z).
-    """
-    la, ha = np.asarray(lo_a) - pad, np.asarray(hi_a) + pad
-    lb, hb = np.asarray(lo_b) - pad, np.asarray(hi_b) + pad
-    inter = np.clip(np.minimum(ha, hb) - np.maximum(la, lb), 0.0, None)
-    smaller = np.minimum(ha - la, hb - lb)
-    out = np.prod(inter / np.maximum(smaller, 1e-6), axis=-1)
-    return float(out) if np.ndim(out) == 0 else out
-
-
-def _pieces_of_one(lo_a, hi_a, lo_b, hi_b, typical: float, max_gap: float = 0.2):
-    """True where two boxes could be pieces of one object of a class ``typical`` m across:
-    at most ``max_gap`` apart on every axis, and their joint box no wider (x, y) than
-    1.3 x typical. Arrays broadcast over leading axes (last axis = x, y, z)."""
-    gap = np.max(np.maximum(lo_a, lo_b) - np.minimum(hi_a, hi_b), axis=-1)
-    width = np.max(np.maximum(hi_a, hi_b)[..., :2] - np.minimum(lo_a, lo_b)[..., :2], axis=-1)
-    return (gap <= max_gap) & (width <= 1.3 * typical)
-
-
-@dataclass
-class _Instance:
-    votes: np.ndarray  # (N_CLASSES,) score-weighted class votes
-    centre_sum: np.ndarray  # (3,) sum of weight * centre
-    weight: float  # sum of weights
-    count: int  # observations merged in
-    first_seen: float  # seconds since stream start
-    last_seen: float
-    lo: np.ndarray  # (B, 3) lower corners of the last B observed boxes (ring)
-    hi: np.ndarray  # (B, 3)
-    n_boxes: int = 0  # boxes ever written (ring position = n_boxes % B)
-    last_frame: int = -1  # observe() call that last assigned to it
-    _box: tuple | None = None  # cached (quantiles, lo, hi); percentiles are the costly part
-    uid: int = 0  # stable id (indices change when instances merge)
-    dup_of: list = field(default_factory=list)  # uids this one may be a drifted re-sighting of
-
-    @property
-    def label_id(self) -> int:
-        return int(np.argmax(self.votes))
-
-    @property
-    def label(self) -> str:
-        return CLASSES[self.label_id]
-
-    @property
-    def centre(self) -> np.ndarray:
-        return self.centre_sum / max(self.weight, 1e-9)
-
-    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
-        n = min(self.n_boxes, self.lo.shape[0])
-        return self.lo[:n], self.hi[:n]
-
-    def robust_box(self, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._box is not None and self._box[0] == (q_lo, q_hi):
-            return self._box[1], self._box[2]
-        lo, hi = self.boxes()
-        if lo.shape[0] < 3:  # too few views for percentiles: their mean box
-            out = lo.mean(axis=0), hi.mean(axis=0)
-        else:
-            out = np.percentile(lo, q_lo, axis=0), np.percentile(hi, q_hi, axis=0)
-        self._box = ((q_lo, q_hi), out[0], out[1])
-        return out
-
-    def add_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
-        self._box = None
-        j = self.n_boxes % self.lo.shape[0]
-        self.lo[j] = lo
-        self.hi[j] = hi
-        self.n_boxes += 1
-
-    def nbytes(self) -> int:
-        return self.votes.nbytes + self.centre_sum.nbytes + self.lo.nbytes + self.hi.nbytes + 6 * 8
-
-    def to_json(self) -> dict:
-        lo, hi = self.boxes()
-        return {
-            "votes": self.votes.tolist(),
-            "centre_sum": self.centre_sum.tolist(),
-            "weight": self.weight,
-            "count": self.count,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "lo": lo.tolist(),
-            "hi": hi.tolist(),
-            "n_boxes": self.n_boxes,
-            "uid": self.uid,
-            "dup_of": list(self.dup_of),
-        }
-
-    @staticmethod
-    def from_json(d: dict, history: int) -> "_Instance":
-        lo_in = np.asarray(d["lo"], dtype=np.float64).reshape(-1, 3)
-        hi_in = np.asarray(d["hi"], dtype=np.float64).reshape(-1, 3)
-        inst = _Instance(
-            votes=np.asarray(d["votes"], dtype=np.float64).reshape(N_CLASSES),
-            centre_sum=np.asarray(d["centre_sum"], dtype=np.float64).reshape(3),
-            weight=float(d["weight"]),
-            count=int(d["count"]),
-            first_seen=float(d["first_seen"]),
-            last_seen=float(d["last_seen"]),
-            lo=np.zeros((history, 3)),
-            hi=np.zeros((history, 3)),
-        )
-        for a, b in zip(lo_in[-history:], hi_in[-history:]):
-            inst.add_box(a, b)
-        inst.n_boxes = max(inst.n_boxes, int(d.get("n_boxes", inst.n_boxes)))
-        inst.uid = int(d.get("uid", 0))
-        inst.dup_of = [int(u) for u in d.get("dup_of", [])]
-        return inst
-
-
-class _FloorGrid:
-    """Growing 2D occupancy grid (uint8) of floor space seen, indexed by world x, y cells."""
-
-    def __init__(self, resolution: float) -> None:
-        self.res = float(resolution)
-        self.origin = np.zeros(2, dtype=np.int64)  # cell index of grid[0, 0] (ix, iy)
-        self.grid = np.zeros((0, 0), dtype=np.uint8)  # [ix - origin_x, iy - origin_y]
-
-    def mark(self, xy: np.ndarray) -> None:
-        if xy.size == 0:
-            return
-        idx = np.floor(xy / self.res).astype(np.int64)
-        lo, hi = idx.min(axis=0), idx.max(axis=0)
-        if self.grid.size == 0:
-            self.origin = lo - 8
-            self.grid = np.zeros(tuple((hi - lo + 17).tolist()), dtype=np.uint8)
-        else:
-            cur_hi = self.origin + np.array(self.grid.shape) - 1
-            if np.any(lo < self.origin) or np.any(hi > cur_hi):
-                # Grow with a margin so a robot walking off the edge does not re-allocate every frame.
-                new_lo = np.minimum(lo - 16, self.origin)
-                new_hi = np.maximum(hi + 16, cur_hi)
-                g = np.zeros(tuple((new_hi - new_lo + 1).tolist()), dtype=np.uint8)
-                o = self.origin - new_lo
-                g[o[0] : o[0] + self.grid.shape[0], o[1] : o[1] + self.grid.shape[1]] = self.grid
-                self.grid, self.origin = g, new_lo
-        rel = idx - self.origin
-        self.grid[rel[:, 0], rel[:, 1]] = 1
-
-    def filled(self) -> np.ndarray:
-        """Occupancy with small gaps closed and enclosed holes (under furniture) filled."""
-        from spatial_ttt_ros.memory.occupancy import close_and_fill_holes
-
-        return close_and_fill_holes(self.grid)
-
-    def to_json(self) -> dict:
-        return {
-            "resolution": self.res,
-            "origin": self.origin.tolist(),
-            "shape": list(self.grid.shape),
-            "cells": np.flatnonzero(self.grid).tolist(),
-        }
-
-    @staticmethod
-    def from_json(d: dict) -> "_FloorGrid":
-        fg = _FloorGrid(float(d["resolution"]))
-        fg.origin = np.asarray(d["origin"], dtype=np.int64).reshape(2)
-        shape = tuple(int(s) for s in d["shape"])
-        g = np.zeros(int(np.prod(shape)), dtype=np.uint8)
-        g[np.asarray(d["cells"], dtype=np.int64)] = 1
-        fg.grid = g.reshape(shape)
-        return fg
-
 
 class ObjectMapMemory:
     """Explicit object map: world detections clustered into instances (``SpatialMemory``).
@@ -346,8 +175,8 @@ class ObjectMapMemory:
         }
 
     def reset(self) -> None:
-        self.instances: list[_Instance] = []
-        self.floor = _FloorGrid(self.floor_resolution)
+        self.instances: list[ObjectInstance] = []
+        self.floor = FloorGrid(self.floor_resolution)
         self.offset = np.zeros(3)  # estimated pose drift (x, y): map = observed - offset
         self._next_uid = 1
         self._covis: set[tuple[int, int]] = set()  # (uid, uid) of duplicate candidates seen together
@@ -400,7 +229,7 @@ class ObjectMapMemory:
                 )
             )
         objects.sort(key=lambda o: (o.first_seen, o.label))
-        return Inventory(objects=objects, room=self._room(), stamp=self.last_stamp, start_stamp=self.start_stamp)
+        return Inventory(objects=objects, room=self.floor.room(), stamp=self.last_stamp, start_stamp=self.start_stamp)
 
     def state_bytes(self) -> int:
         return sum(i.nbytes() for i in self.instances) + int(self.floor.grid.nbytes) + 64
@@ -444,8 +273,8 @@ class ObjectMapMemory:
         try:
             cfg = doc["config"]
             history = int(cfg["box_history"])
-            instances = [_Instance.from_json(d, history) for d in doc["instances"]]
-            floor = _FloorGrid.from_json(doc["floor"])
+            instances = [ObjectInstance.from_json(d, history) for d in doc["instances"]]
+            floor = FloorGrid.from_json(doc["floor"])
             start = doc["start_stamp"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: object-map state is damaged ({type(exc).__name__}: {exc})") from exc
@@ -461,8 +290,8 @@ class ObjectMapMemory:
         self._covis = {(int(a), int(b)) for a, b in doc.get("covisible", [])}
 
     # -- objects -------------------------------------------------------------------
-    def _new_instance(self, cid: int, obs_w: float, centre, lo, hi, t: float) -> _Instance:
-        inst = _Instance(
+    def _new_instance(self, cid: int, obs_w: float, centre, lo, hi, t: float) -> ObjectInstance:
+        inst = ObjectInstance(
             votes=np.zeros(N_CLASSES),
             centre_sum=obs_w * centre,
             weight=obs_w,
@@ -526,7 +355,7 @@ class ObjectMapMemory:
                         continue
                     ok = dist[k] < g
                     if not ok:  # far centres but one box inside the other: a partial view of a big object
-                        ok = _containment(lo, hi, *box_of(k)) > self.contain_threshold
+                        ok = containment(lo, hi, *box_of(k)) > self.contain_threshold
                     if ok:
                         pairs.append((float(dist[k]), j, int(k)))
         pairs.sort()
@@ -538,7 +367,7 @@ class ObjectMapMemory:
             if k in taken:
                 # A second observation this frame joins only as a fragment (inside the
                 # instance's box), else it is a neighbouring object of the same class.
-                if _containment(obs[j][3], obs[j][4], *box_of(k)) <= self.contain_threshold:
+                if containment(obs[j][3], obs[j][4], *box_of(k)) <= self.contain_threshold:
                     continue
             assigned_obs[j] = k
             taken.setdefault(k, j)
@@ -552,7 +381,7 @@ class ObjectMapMemory:
                 norm = float(np.hypot(*med))
                 if norm > self.track_deadband:
                     self.offset[:2] += self.track_rate * med * (1.0 - self.track_deadband / norm)
-        seen_now: list[_Instance] = []
+        seen_now: list[ObjectInstance] = []
         for j, (cid, w, c, lo, hi, stamp) in enumerate(obs):
             t = stamp - self.start_stamp
             k = assigned_obs.get(j)
@@ -599,7 +428,7 @@ class ObjectMapMemory:
                 for b in range(a + 1, len(out)):
                     ca, wa, _, la, ha, ta = out[a]
                     cb, wb, _, lb, hb, _ = out[b]
-                    if ca != cb or not _pieces_of_one(la, ha, lb, hb, TYPICAL_FOOTPRINT.get(CLASSES[ca], 0.5)):
+                    if ca != cb or not pieces_of_one(la, ha, lb, hb, TYPICAL_FOOTPRINT.get(CLASSES[ca], 0.5)):
                         continue
                     lo, hi = np.minimum(la, lb), np.maximum(ha, hb)
                     out[a] = (ca, max(wa, wb), 0.5 * (lo + hi), lo, hi, ta)
@@ -651,10 +480,10 @@ class ObjectMapMemory:
                     continue
                 g = self.gate(CLASSES[lab])
                 d = np.linalg.norm(centres[idx, None] - centres[None, idx], axis=-1)
-                cont = _containment(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx])
+                cont = containment(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx])
                 # Pieces of one object seen at different times (a chair whose seat and
                 # back were only ever seen apart) join like the fragments of one frame.
-                pieces = _pieces_of_one(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx],
+                pieces = pieces_of_one(lo[idx, None], hi[idx, None], lo[None, idx], hi[None, idx],
                                         TYPICAL_FOOTPRINT.get(CLASSES[lab], 0.5))
                 close = np.triu((d < 0.5 * g) | (cont > self.contain_threshold) | pieces, k=1)
                 for p, q in zip(*np.nonzero(close)):
@@ -665,7 +494,7 @@ class ObjectMapMemory:
             # Class confusion: a weak instance sitting inside a much stronger one of
             # another label is that object seen under the wrong name; it gives its votes.
             counts = np.array([i.count for i in self.instances])
-            cont_all = _containment(lo[:, None], hi[:, None], lo[None, :], hi[None, :])
+            cont_all = containment(lo[:, None], hi[:, None], lo[None, :], hi[None, :])
             strong = counts[None, :] >= self.confusion_ratio * counts[:, None]  # [weak, strong]
             # Same object, so same shape: a vase on a cabinet or a laptop on a table is
             # inside the bigger box too, but much smaller than it.
@@ -730,7 +559,7 @@ class ObjectMapMemory:
             i for i in self.instances if i.count >= self.min_count or now - i.last_seen <= self.prune_after
         ]
 
-    def _absorb(self, ia: _Instance, ib: _Instance) -> None:
+    def _absorb(self, ia: ObjectInstance, ib: ObjectInstance) -> None:
         """Fold instance ``ib`` into ``ia`` (votes, weights, counts, boxes, times)."""
         ia.votes += ib.votes
         ia.centre_sum += ib.centre_sum
@@ -765,38 +594,4 @@ class ObjectMapMemory:
         pts = pts - self.offset[:2]
         if not np.all(np.isfinite(cam)):
             return
-        pts = pts[np.all(np.isfinite(pts), axis=1)]
-        # Free space: the floor between the camera and what each cell's rays hit. Stop
-        # half a cell short of the hit so the wall's own cell is not counted as floor.
-        step = 0.5 * self.floor.res
-        samples = [cam[None, :]]
-        for p in pts:
-            v = p - cam
-            length = float(np.hypot(*v)) - 0.5 * self.floor.res
-            if length <= 0.0:
-                continue
-            t = np.arange(0.0, length + 1e-9, step) / (length + 0.5 * self.floor.res)
-            samples.append(cam + t[:, None] * v)
-        self.floor.mark(np.concatenate(samples))
-
-    def _room(self) -> Room | None:
-        g = self.floor.filled()
-        if g.size == 0 or not g.any():
-            return None
-        res = self.floor.res
-        ix, iy = np.nonzero(g)
-        area = float(g.sum()) * res * res
-        min_xy = (np.array([ix.min(), iy.min()]) + self.floor.origin) * res
-        max_xy = (np.array([ix.max(), iy.max()]) + self.floor.origin + 1) * res
-        polygons = []
-        try:
-            import cv2
-
-            contours, _ = cv2.findContours(g.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            for cnt in contours:
-                # cv2 points are (col, row) = (iy, ix) of cell corners.
-                p = cnt.reshape(-1, 2)[:, ::-1].astype(np.float64)
-                polygons.append((p + self.floor.origin + 0.5) * res)
-        except ImportError:  # pragma: no cover - opencv is a dependency
-            pass
-        return Room(area_m2=area, min_xy=min_xy.astype(np.float64), max_xy=max_xy.astype(np.float64), polygons=polygons)
+        self.floor.mark_rays(cam, pts[np.all(np.isfinite(pts), axis=1)])
