@@ -1,0 +1,163 @@
+"""``spatial-ttt bench soak``: the node over a long run, for leaks and drift.
+
+The node runs as its own process (as in ``bench node``, whose publisher and counters this
+reuses); this process publishes simulated frames at ``--rate`` Hz for ``--minutes`` while
+a planner thread calls ``~/ask`` every ``--ask-period`` seconds. Every ``--sample`` seconds
+it records the node's RSS, threads and open file descriptors (from /proc), frames in,
+processed and dropped (from /diagnostics) and the ask latencies of that interval.
+Writes JSON (``--json``) and a PNG of the four series beside it; prints the RSS growth
+after the first minute (the soak's pass mark: under 5 %) and any error line of the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spatial_ttt_ros.bench.results import write_json
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=30.0, help="length of the run [min]")
+    parser.add_argument("--method", default="object_map", help="memory method of the node")
+    parser.add_argument("--rate", type=float, default=30.0, help="input rate [Hz]")
+    parser.add_argument("--ask-period", type=float, default=1.0, help="a ~/ask every this many seconds")
+    parser.add_argument("--sample", type=float, default=10.0, help="sampling period [s]")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--json", type=Path, default=Path("runs/soak/soak.json"), help="results (a PNG is written beside)")
+
+
+def _proc_stats(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_mib": int(fields["VmRSS"].split()[0]) / 1024.0,
+        "threads": int(fields["Threads"]),
+        "fds": len(list(Path(f"/proc/{pid}/fd").iterdir())),
+    }
+
+
+def _plot(samples: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s["t_min"] for s in samples]
+    fig, ax = plt.subplots(2, 2, figsize=(10, 6))
+    ax[0, 0].plot(t, [s["rss_mib"] for s in samples]); ax[0, 0].set_ylabel("RSS [MiB]")
+    ax[0, 1].plot(t, [s["threads"] for s in samples], label="threads")
+    ax[0, 1].plot(t, [s["fds"] for s in samples], label="fds"); ax[0, 1].legend()
+    ax[1, 0].plot(t, [s["dropped"] for s in samples], label="dropped (queue)")
+    ax[1, 0].plot(t, [s["processed"] for s in samples], label="processed"); ax[1, 0].legend()
+    ax[1, 1].plot(t, [s["ask_p95_ms"] for s in samples], label="ask p95")
+    ax[1, 1].plot(t, [s["ask_p50_ms"] for s in samples], label="ask p50"); ax[1, 1].set_ylabel("ms"); ax[1, 1].legend()
+    for a in ax.flat:
+        a.set_xlabel("minutes")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from spatial_ttt_ros.ros.node_bench import _Run  # the publisher and counters of `bench node`
+    from spatial_ttt_ros.ros.stream_io import (
+        NodeClient,
+        NodeProcess,
+        StreamPublisher,
+        isolate_ros_domain,
+        node_command,
+        write_params,
+    )
+    from spatial_ttt_ros.sim.stream import simulate_stream
+
+    s = simulate_stream(seed=7, n_rooms=2, n_frames=120, rate_hz=10.0, width=args.width, height=args.height)
+    frames = [f for f, _ in s.frames()]
+    tmp = Path(tempfile.mkdtemp(prefix="spatial_ttt_soak_"))
+    params = write_params(tmp / "params.yaml", {"detector": "labels", "method": args.method, "memory_dir": str(tmp / "m"),
+                                                "diagnostics_period_s": 0.5, "description_period_s": 1.0})
+    isolate_ros_domain()
+    proc = NodeProcess(params, command=node_command())
+    rclpy.init()
+    node = rclpy.create_node("bench_soak")
+    diagnostics: list = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    samples: list[dict] = []
+    latencies: list[float] = []
+    lat_lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        client = NodeClient(node, timeout=60.0)
+        client.wait(120.0)
+        pub = StreamPublisher(node, pose="pose", labels=True)
+        pub.wait_for_subscribers(60.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
+        runner = _Run(node, client, pub, frames, diagnostics)
+
+        def ask_loop() -> None:  # reuse bench node's planner, collecting into our list
+            mine: list[float] = []
+            watcher = threading.Thread(target=runner._ask_loop, args=(args.ask_period, mine, stop), daemon=True)
+            watcher.start()
+            seen = 0
+            while watcher.is_alive():
+                time.sleep(0.5)
+                with lat_lock:
+                    latencies.extend(mine[seen:])
+                seen = len(mine)
+
+        asker = threading.Thread(target=ask_loop, daemon=True)
+        asker.start()
+        t0 = time.monotonic()
+        next_sample, published = t0, 0
+        end = t0 + args.minutes * 60.0
+        while time.monotonic() < end:
+            runner.publish_one()
+            published += 1
+            rclpy.spin_once(node, timeout_sec=0.0)
+            now = time.monotonic()
+            if now >= next_sample:
+                c = runner.counters()
+                with lat_lock:
+                    lat, latencies[:] = np.asarray(latencies) * 1e3, []
+                samples.append({"t_min": (now - t0) / 60.0, **_proc_stats(proc.proc.pid), "published": published,
+                                "in": c["in"], "processed": c["processed"], "dropped": c["dropped"],
+                                "asks": int(lat.size),
+                                "ask_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                                "ask_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan")})
+                print(f"  {samples[-1]['t_min']:6.2f} min: RSS {samples[-1]['rss_mib']:.1f} MiB, "
+                      f"{samples[-1]['threads']} threads, {samples[-1]['fds']} fds, processed {c['processed']}, "
+                      f"dropped {c['dropped']}, ask p95 {samples[-1]['ask_p95_ms']:.0f} ms", flush=True)
+                next_sample = now + args.sample
+            delay = t0 + published / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        stop.set()
+        asker.join(30.0)
+    finally:
+        stop.set()
+        node.destroy_node()
+        rclpy.shutdown()
+        code = proc.stop()
+    log = proc.log()
+    errors = [line for line in log.splitlines() if "[ERROR]" in line or "[FATAL]" in line or "Traceback" in line]
+    after_1min = [s for s in samples if s["t_min"] >= 1.0] or samples
+    growth = (after_1min[-1]["rss_mib"] / after_1min[0]["rss_mib"] - 1.0) if after_1min else float("nan")
+    doc = {"benchmark": "soak", "method": args.method, "rate_hz": args.rate, "minutes": args.minutes,
+           "ask_period_s": args.ask_period, "rss_growth_after_1min": growth, "exit_code": code,
+           "error_lines": errors[:50], "samples": samples}
+    write_json(args.json, doc)
+    png = args.json.with_suffix(".png")
+    if samples:
+        _plot(samples, png, f"soak: {args.method}, {args.rate:g} Hz, {args.minutes:g} min")
+    print(f"soak {args.method}: RSS growth after the first minute {100 * growth:.2f} %, "
+          f"{len(errors)} error line(s), exit code {code}; {args.json}, {png}")
+    return 0 if code == 0 and not errors else 1
