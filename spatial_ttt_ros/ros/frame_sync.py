@@ -205,7 +205,7 @@ class TimeLine:
     """Decides whether a frame's stamp continues the stream, so one wild stamp cannot reset the memory.
 
     A frame continues the line when it is newer than the last accepted one by at most a
-    gap (``threshold``, at least 1 s, or three frame intervals for slow cameras, at most
+    gap (``threshold``, at least 1 s, or five frame intervals for slow cameras, at most
     10 s). A small step back is out of order (dropped). A frame far from the line, in
     either direction (a bag restarting, a clock jump, a forged stamp), is *held*: dropped
     and remembered as the start of a candidate line. Only when ``confirm`` consecutive
@@ -226,7 +226,7 @@ class TimeLine:
         self.last, self.interval, self._candidate = None, 0.0, []
 
     def gap(self) -> float:
-        return max(self.threshold, min(max(1.0, 3.0 * self.interval), 10.0))
+        return max(self.threshold, min(max(1.0, 5.0 * self.interval), 10.0))
 
     def check(self, t: float, follow_back: bool = True) -> str:
         """The verdict for a frame at ``t``; ``follow_back=False`` (on_time_jump: drop) never

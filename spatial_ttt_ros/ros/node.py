@@ -557,10 +557,8 @@ class SpatialTTTNode(LifecycleNode):
         if K is None:
             self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {self._topic('camera_info')}")
             return
-        reason = self._header_problem(depth, color, s.items.get("labels"), params.max_image_pixels)
-        if reason is not None:
-            self._problem(*reason)
-            return
+        # The stamp first: it is the stream's clock even when the frame's content is refused
+        # below, so refused frames do not make the next good ones look like a jump.
         with self._sync_lock:
             last = timeline.last
             verdict = timeline.check(s.stamp, follow_back=params.on_time_jump == "reset")
@@ -580,6 +578,10 @@ class SpatialTTTNode(LifecycleNode):
             worker.new_generation()
         elif verdict == NEW_LINE_FORWARD:
             self.get_logger().warning(f"stamps jumped forward {s.stamp - last:.2f} s (to {s.stamp:.3f} s): the stream goes on")
+        reason = self._header_problem(depth, color, s.items.get("labels"), params.max_image_pixels)
+        if reason is not None:
+            self._problem(*reason)
+            return
         if not worker.offer(FramePayload(s, K, depth.header.frame_id)):
             self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {worker.capacity})")
 
@@ -1003,6 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
             stop.set()
 
     code = 0
+    spinner = None
     try:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -1012,7 +1015,8 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().fatal("could not activate")
                 code = 1
         if code == 0 and not stop.is_set():
-            threading.Thread(target=spin, name="spatial_ttt_executor", daemon=True).start()
+            spinner = threading.Thread(target=spin, name="spatial_ttt_executor", daemon=True)
+            spinner.start()
             while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
                 pass
     finally:
@@ -1020,8 +1024,12 @@ def main(argv: list[str] | None = None) -> int:
         # would then kill the process, exit -2); an ignored one stays ignored.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         node._stopping = True  # callbacks racing the shutdown stay quiet
+        # The executor stops first (and its thread ends) so that no entity is destroyed while
+        # the executor's wait set still uses it (rclpy aborts the process on that race).
+        executor.shutdown(timeout_sec=5.0)
+        if spinner is not None:
+            spinner.join(5.0)
         node._stop_inputs()
-        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return code
