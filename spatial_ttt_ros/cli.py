@@ -16,7 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("spatial_ttt_ros.sim.cli", "generate a simulated multi-room stream as a rosbag2 with questions"),
     "convert": ("spatial_ttt_ros.sim.rgbd_convert", "turn an RGB-D folder (rgb/, depth/, K.txt, poses.txt) into a bag"),
-    "train": ("spatial_ttt_ros.training.train", "train the spatial memory model on simulated streams"),
+    "train": ("spatial_ttt_ros.training.learned_train", "train the learned TTT map on cached simulated streams"),
     "eval": ("spatial_ttt_ros.evaluation.cli", "score a model on a bag and a question file (offline or --live)"),
     "bench": ("spatial_ttt_ros.bench.cli", "benchmarks: scaling, quality, sim, node"),
 }

@@ -31,7 +31,7 @@ from spatial_ttt_ros.answer import Answer
 from spatial_ttt_ros.frames import CameraFrame
 from spatial_ttt_ros.inventory import Inventory
 from spatial_ttt_ros.memory.factory import make_memory
-from spatial_ttt_ros.memory.methods import OBJECT_MAP, parse_method
+from spatial_ttt_ros.memory.methods import DEFAULT_METHOD, OBJECT_MAP, parse_method
 from spatial_ttt_ros.perception.front_end import FrontEnd
 from spatial_ttt_ros.perception.tokens import FrameTokens
 
@@ -54,7 +54,7 @@ class PipelineConfig:
     with ``class_names``, default coco_classes.txt beside the model).
     """
 
-    method: str = "ttt"
+    method: str = DEFAULT_METHOD
     checkpoint: str | Path | None = None
     device: str = "cpu"
     detector: str = "labels"

@@ -10,13 +10,24 @@ import pytest
 from spatial_ttt_ros.bench import quality
 
 
-def test_rooms_scale_with_frames_and_seeds_are_held_out():
+def test_rooms_scale_with_frames_and_the_splits_never_meet_training():
     assert [quality.rooms_for_frames(f) for f in (300, 1000, 5000)] == [1, 2, 4]
-    seeds = quality.held_out_seeds()
-    assert len(seeds) >= 3
-    from spatial_ttt_ros.training.data import HELD_OUT_SEEDS
+    val, held = quality.split_seeds("validation"), quality.split_seeds("held_out")
+    assert len(val) >= 8 and len(held) >= 8 and not set(val) & set(held)
+    from spatial_ttt_ros.training.learned_data import VAL_SEEDS
 
-    assert set(seeds) <= set(HELD_OUT_SEEDS)  # never a training seed
+    assert min(val + held) >= VAL_SEEDS.start  # training streams are the seeds below
+    with pytest.raises(ValueError, match="split"):
+        quality.split_seeds("test")
+
+
+def test_bootstrap_interval_brackets_the_pooled_score():
+    rec = lambda i, s: ({"id": i, "scene_name": s, "question_type": "object_counting", "question": f"How many chair{i}?",  # noqa: E731
+                         "options": [], "ground_truth": 2}, 1.0 if s == "a" else 0.0)
+    per_scene = [[rec(i, "a") for i in range(4)], [rec(i, "b") for i in range(4)], [rec(i, "c") for i in range(4)]]
+    lo, hi = quality.bootstrap_ci(per_scene, n=200)
+    pooled = quality._aggregate([x for sc in per_scene for x in sc])["overall"]
+    assert lo <= pooled <= hi and lo < hi
 
 
 def test_bench_quality_writes_the_documented_json(tmp_path, capsys):
@@ -51,24 +62,20 @@ def test_bench_quality_rejects_bad_arguments():
         quality.run(parser.parse_args(["--frames", "20", "--methods", "lstm", "--ablations"]))
 
 
-def test_bench_quality_runs_learned_variants_beside_the_object_map(tmp_path):
-    """With a checkpoint (here an untrained one) every method and ablation is scored on the same tokens."""
-    torch = pytest.importorskip("torch")
-    from spatial_ttt_ros.memory.checkpoint import save_checkpoint
-    from spatial_ttt_ros.memory.model import SpatialMemoryModel
-
-    torch.manual_seed(0)
-    model = SpatialMemoryModel()
-    ckpt = save_checkpoint(tmp_path / "untrained.safetensors", model.cfg.to_dict(), model.state_dict())
+def test_bench_quality_runs_learned_methods_beside_the_object_map(tmp_path):
+    """The shipped checkpoint: methods and ablations scored on the same tokens, with intervals."""
     parser = argparse.ArgumentParser()
     quality.configure_parser(parser)
     out = tmp_path / "q.json"
     args = parser.parse_args(
-        ["--json", str(out), "--frames", "24", "--scenes", "1", "--detections", "exact", "--per-type", "1",
-         "--checkpoint", str(ckpt), "--methods", "ttt", "object_map", "--ablations", "ttt_frozen"]
+        ["--json", str(out), "--frames", "40", "--scenes", "2", "--detections", "exact", "--per-type", "1",
+         "--methods", "ttt", "object_map", "--ablations", "ttt_const_lr"]
     )
     assert quality.run(args) == 0
     doc = json.loads(out.read_text())
     assert [r["method"] for r in doc["results"]] == ["ttt", "object_map"]
-    assert [a["name"] for a in doc["ablations"]] == ["ttt_frozen"]
-    assert doc["skipped"] == []
+    assert [a["name"] for a in doc["ablations"]] == ["ttt_const_lr"]
+    assert doc["skipped"] == [] and doc["config"]["split"] == "validation"
+    for r in doc["results"] + doc["ablations"]:
+        lo, hi = r["ci95"]
+        assert lo <= r["overall"] <= hi and r["scenes"] == 2

@@ -1,27 +1,25 @@
 """``spatial-ttt bench quality``: VSI-Bench scores of the model, the baselines and the ablations.
 
-Held-out simulator scenes (``training.data.HELD_OUT_SEEDS``, never trained on) are
-walked for 300, 1,000 and 5,000 frames at 10 Hz; the room count grows with the
-stream (``rooms_for_frames``: 1, 2 and 4 rooms), so the longest stream crosses several
-rooms. Each stream is rendered once, at the training streams' resolution
-(``training.data.RENDER_WIDTH/HEIGHT``; the geometry grid is only 4x4 cells, so this is
-low), and turned into frame tokens by the same front-end
-as training and the node (label image -> connected components -> depth lifting ->
-tokens) twice: with exact detections, and with the "noisy" detector noise preset
-(misses, false positives, class confusion, box/size/range noise, pose drift, no
-label image). Every method reads the *same* tokens.
+Simulator scenes of one split are walked at 10 Hz for 300, 1,000 and 5,000 frames (rooms
+grow with the stream: 1, 2 and 4), plus ``--wide-scenes`` scenes of 6 rooms (7,500 frames,
+wider than 18 m). Split ``validation`` (seeds 8000-8009, the default) is where every choice
+is made; split ``held_out`` (seeds 9100-9109) is run once, at the end, for the README.
+Each stream is rendered once at the training streams' size and tokenised by the label
+front-end twice: exact detections and the "noisy" preset (misses, false positives, class
+confusion, box/size/range noise, pose drift, no label image); ``--cache DIR`` keeps the
+tokens (training/learned_data.py). Every method reads the *same* tokens.
 
-Questions come from ``sim.questions.generate_questions`` on the scene and what the
-camera saw (exact answers), are answered with ``reasoning.qa.answer_question`` from
-each memory's final inventory and scored with ``evaluation.metrics`` (MRA for
-numbers, accuracy for choices; overall = unweighted mean of the 8 task scores, in
-percent). Scores are pooled over the scenes of one (method, detections, frames).
+Questions come from ``sim.questions.generate_questions`` (exact answers), are answered from
+each memory's final inventory and scored with ``evaluation.metrics`` (MRA for numbers,
+accuracy for choices, an abstention scores 0; overall = unweighted mean of the 8 task scores,
+in percent), pooled over the scenes of one (method, detections, frames). ``ci95`` is a 95 %
+bootstrap interval of the overall score over scenes (1,000 resamples of the scenes).
 
 JSON written with ``--json FILE``::
 
-    {"results":   [{"method", "detections", "frames", "overall", "tasks": {...},
-                    "levels", "counts", "state_bytes", "seconds_per_frame"}],
-     "ablations": [{"name", "detections", "frames", "overall", "tasks", ...}],
+    {"results":   [{"method", "detections", "frames", "overall", "ci95", "tasks": {...},
+                    "levels", "counts", "scenes", "state_bytes", "seconds_per_frame"}],
+     "ablations": [{"name", "detections", "frames", "overall", "ci95", "tasks", ...}],
      "skipped":   [{"method", "reason"}],
      "config":    {...}}
 """
@@ -31,42 +29,30 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from spatial_ttt_ros.bench.results import write_json
+from spatial_ttt_ros.memory.methods import ABLATIONS
+from spatial_ttt_ros.training.learned_data import HELD_OUT_SEEDS, VAL_SEEDS, CachedStream, cached_or_rendered
 
 DEFAULT_FRAMES = (300, 1000, 5000)
 DEFAULT_METHODS = ("ttt", "object_map", "full_context", "sliding_window")
-DEFAULT_ABLATIONS = ("ttt_frozen", "ttt_no_conv", "ttt_momentum", "ttt_muon")
+DEFAULT_ABLATIONS = ABLATIONS
 DETECTIONS = ("exact", "noisy")
-DEFAULT_SCENES = 3
+DEFAULT_SCENES = 8
+LONG_FRAMES = 5000  # streams at least this long use --long-scenes scenes (they take minutes each)
+DEFAULT_LONG_SCENES = 4
+WIDE_FRAMES, WIDE_ROOMS = 7500, 6
 PER_TYPE = 8  # questions per type (per level for relative direction) per scene
-RATE_HZ = 10.0
-# The noise session of a stream is seeded like training's (training/data.py) so that the
-# noisy tokens here are distributed exactly like the model's training tokens.
-NOISE_SEED_OFFSET = 7919
+SPLITS = {"validation": VAL_SEEDS, "held_out": HELD_OUT_SEEDS}
+BOOTSTRAP = 1000
 
 
-def held_out_seeds() -> list[int]:
-    """Scene seeds never used for training: the model engineer's constant when present."""
-    try:
-        from spatial_ttt_ros.training.data import HELD_OUT_SEEDS
-
-        return [int(s) for s in HELD_OUT_SEEDS]
-    except ImportError:  # pragma: no cover - data.py ships with the model
-        return list(range(9000, 9010))
-
-
-def render_size() -> tuple[int, int]:
-    """The training streams' render size (training/data.py), so test tokens look like training tokens."""
-    try:
-        from spatial_ttt_ros.training.data import RENDER_HEIGHT, RENDER_WIDTH
-
-        return int(RENDER_WIDTH), int(RENDER_HEIGHT)
-    except ImportError:  # pragma: no cover - data.py ships with the model
-        return 96, 72
+def split_seeds(split: str) -> list[int]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use {' or '.join(SPLITS)}")
+    return [int(s) for s in SPLITS[split]]
 
 
 def rooms_for_frames(n_frames: int) -> int:
@@ -78,83 +64,7 @@ def rooms_for_frames(n_frames: int) -> int:
     return int(min(6, max(3, n_frames // 1250)))
 
 
-# -- streams ---------------------------------------------------------------------------
-@dataclass
-class BenchStream:
-    """One rendered stream's tokens for one detection mode, plus what the questions need."""
-
-    seed: int
-    n_rooms: int
-    n_frames: int
-    detections: str
-    tokens: list = field(repr=False)  # list[FrameTokens]
-    first_seen: dict[int, float]  # instance id -> seconds since the first frame
-    visited_rooms: list[int]
-    seconds: float = 0.0  # render + front-end time spent on this stream
-
-    @property
-    def scene_name(self) -> str:
-        return f"heldout{self.seed}_r{self.n_rooms}_f{self.n_frames}"
-
-
-def _strip(observations: list) -> list:
-    # Masks (H x W each) are only needed to tokenise; dropping them keeps a
-    # 5,000-frame stream's cached observations small.
-    from dataclasses import replace
-
-    return [replace(o, extras={k: v for k, v in o.extras.items() if k != "mask"}) for o in observations]
-
-
-def render_streams(
-    seed: int,
-    n_rooms: int,
-    n_frames: int,
-    detections: tuple[str, ...] = DETECTIONS,
-    width: int = 96,
-    height: int = 72,
-    grid: tuple[int, int] = (4, 4),
-    max_objects: int = 16,
-    log=None,
-) -> dict[str, BenchStream]:
-    """Render the stream once and tokenise it once per detection mode."""
-    from spatial_ttt_ros.frames import CameraFrame
-    from spatial_ttt_ros.perception.front_end import FrontEnd
-    from spatial_ttt_ros.sim.stream import simulate_stream
-
-    t_start = time.perf_counter()
-    sim = simulate_stream(seed, n_rooms, n_frames, RATE_HZ, width, height)
-    fronts = {
-        d: FrontEnd(
-            source="labels",
-            grid=grid,
-            max_objects=max_objects,
-            noise=None if d == "exact" else d,
-            noise_seed=seed + NOISE_SEED_OFFSET,
-        )
-        for d in detections
-    }
-    tokens: dict[str, list] = {d: [] for d in detections}
-    for i, (stamp, T) in enumerate(sim.trajectory):
-        _, depth, labels, _ = sim.renderer.render(T, shade=False)
-        for d, fe in fronts.items():
-            # A fresh frame per front-end: the noisy one replaces pose/depth/labels.
-            frame = CameraFrame(stamp=float(stamp), depth=depth, K=sim.K, T_world_cam=T, labels=labels, frame_index=i)
-            _, tok = fe.process(frame)
-            tok.observations = _strip(tok.observations)
-            tokens[d].append(tok)
-        if log and (i + 1) % 1000 == 0:
-            log(f"  seed {seed}: {i + 1}/{n_frames} frames rendered and tokenised")
-    # First sightings with the simulator's own visibility rule (the questions' truth).
-    first_seen = sim.first_seen
-    visited = sim.visited_rooms
-    elapsed = time.perf_counter() - t_start
-    return {
-        d: BenchStream(seed, n_rooms, n_frames, d, tokens[d], first_seen, visited, elapsed / len(detections))
-        for d in detections
-    }
-
-
-def questions_for(stream: BenchStream, per_type: int = PER_TYPE) -> list[dict]:
+def questions_for(stream: CachedStream, per_type: int = PER_TYPE) -> list[dict]:
     from spatial_ttt_ros.sim.questions import generate_questions
     from spatial_ttt_ros.sim.scene import generate_scene
 
@@ -170,7 +80,7 @@ def questions_for(stream: BenchStream, per_type: int = PER_TYPE) -> list[dict]:
 
 
 # -- scoring ---------------------------------------------------------------------------
-def run_memory(memory, stream: BenchStream):
+def run_memory(memory, stream: CachedStream):
     """Feed the stream's tokens; returns (final inventory, seconds per frame, state bytes)."""
     memory.reset()
     t = time.perf_counter()
@@ -202,13 +112,37 @@ def _aggregate(scored: list[tuple[dict, float]]) -> dict:
     return aggregate(scored)
 
 
+def bootstrap_ci(per_scene: list[list[tuple[dict, float]]], n: int = BOOTSTRAP, seed: int = 0) -> list[float]:
+    """95 % interval of the overall score when the scenes are resampled with replacement."""
+    if len(per_scene) < 2:
+        o = _aggregate([x for sc in per_scene for x in sc])["overall"]
+        return [round(o, 2), round(o, 2)]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        pick = rng.integers(0, len(per_scene), len(per_scene))
+        pooled = []
+        for k, i in enumerate(pick):  # a scene drawn twice is two scenes, not a repeated question
+            pooled += [({**rec, "scene_name": f"{rec.get('scene_name')}#{k}"}, sc) for rec, sc in per_scene[i]]
+        vals.append(_aggregate(pooled)["overall"])
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return [round(float(lo), 2), round(float(hi), 2)]
+
+
 # -- CLI -------------------------------------------------------------------------------
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON to FILE")
+    parser.add_argument("--split", choices=tuple(SPLITS), default="validation",
+                        help="scene seeds: validation (8000-8009, default; choose here) or held_out (9100-9109; "
+                             "run once, at the end)")
     parser.add_argument("--frames", type=int, nargs="+", default=None,
                         help=f"stream lengths (default {' '.join(map(str, DEFAULT_FRAMES))}; rooms scale with frames)")
     parser.add_argument("--scenes", type=int, default=None,
-                        help=f"held-out scenes per length (default {DEFAULT_SCENES}, at most 10)")
+                        help=f"scenes per length (default {DEFAULT_SCENES}, at most 10)")
+    parser.add_argument("--long-scenes", type=int, default=DEFAULT_LONG_SCENES,
+                        help=f"scenes for streams of {LONG_FRAMES} frames or more (default {DEFAULT_LONG_SCENES})")
+    parser.add_argument("--wide-scenes", type=int, default=0,
+                        help=f"scenes of {WIDE_ROOMS} rooms, {WIDE_FRAMES} frames (wider than 18 m; default 0)")
     parser.add_argument("--methods", nargs="+", default=None,
                         help=f"methods (default {' '.join(DEFAULT_METHODS)})")
     parser.add_argument("--ablations", nargs="*", default=None,
@@ -216,10 +150,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detections", nargs="+", choices=DETECTIONS, default=list(DETECTIONS),
                         help="detection modes (default both)")
     parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped one)")
+    parser.add_argument("--threshold", type=float, default=None, help="TTT readout threshold (default: the checkpoint's)")
     parser.add_argument("--per-type", type=int, default=PER_TYPE, help="questions per type per scene")
-    parser.add_argument("--width", type=int, default=None,
-                        help="render width (px; default: the training streams' size, training/data.py)")
-    parser.add_argument("--height", type=int, default=None, help="render height (px; default: as training)")
+    parser.add_argument("--cache", default=None, help="directory that keeps rendered token streams between runs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
                         help="small run: 300 frames, 1 scene, unless --frames/--scenes say otherwise")
@@ -242,23 +175,28 @@ def _fmt_table(rows: list[dict], key: str) -> str:
         "route_planning": "route",
         "obj_appearance_order": "order",
     }
-    head = f"{key:<16} {'det':<6} {'frames':>6} {'overall':>7} " + " ".join(f"{short[t]:>7}" for t in TASK_TYPES)
+    head = f"{key:<18} {'det':<6} {'frames':>6} {'overall':>7} " + " ".join(f"{short[t]:>7}" for t in TASK_TYPES) + "  ci95"
     lines = [head, "-" * len(head)]
     for r in rows:
         tasks = r.get("tasks", {})
         cells = " ".join(f"{tasks[t]:7.1f}" if t in tasks else f"{'-':>7}" for t in TASK_TYPES)
-        lines.append(f"{r[key]:<16} {r['detections']:<6} {r['frames']:>6} {r['overall']:7.1f} {cells}")
+        ci = r.get("ci95")
+        ci_s = f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else ""
+        lines.append(f"{r[key]:<18} {r['detections']:<6} {r['frames']:>6} {r['overall']:7.1f} {cells}{ci_s}")
     return "\n".join(lines)
 
 
-def _build_memories(names: list[str], checkpoint, skipped: list[dict]) -> dict:
+def _build_memories(names: list[str], checkpoint, skipped: list[dict], threshold: float | None = None) -> dict:
     from spatial_ttt_ros.memory.factory import make_memory
 
     out = {}
     for name in names:
         try:
             # The object map learns nothing: only the learned variants take the checkpoint.
-            out[name] = make_memory(name, checkpoint=None if name == "object_map" else checkpoint)
+            if name == "object_map":
+                out[name] = make_memory(name)
+            else:
+                out[name] = make_memory(name, checkpoint=checkpoint, **({} if threshold is None else {"threshold": threshold}))
         except ValueError as exc:
             if "unknown memory method" in str(exc):
                 raise  # a typo on the command line is the user's to fix
@@ -273,15 +211,15 @@ def _build_memories(names: list[str], checkpoint, skipped: list[dict]) -> dict:
 def run(args: argparse.Namespace) -> int:
     frames = list(args.frames or ([300] if args.quick else DEFAULT_FRAMES))
     n_scenes = args.scenes if args.scenes is not None else (1 if args.quick else DEFAULT_SCENES)
-    seeds = held_out_seeds()
+    seeds = split_seeds(args.split)
     if not 1 <= n_scenes <= len(seeds):
-        raise ValueError(f"--scenes must be between 1 and {len(seeds)} (the held-out seeds), got {n_scenes}")
+        raise ValueError(f"--scenes must be between 1 and {len(seeds)} (the {args.split} seeds), got {n_scenes}")
+    if not 0 <= args.wide_scenes <= len(seeds) or not 1 <= args.long_scenes <= len(seeds):
+        raise ValueError(f"--wide-scenes and --long-scenes must be at most {len(seeds)}")
     if any(f < 10 for f in frames):
         raise ValueError(f"--frames must be at least 10, got {frames}")
     if args.per_type < 1:
         raise ValueError(f"--per-type must be at least 1, got {args.per_type}")
-    width, height = render_size()
-    width, height = args.width or width, args.height or height
     methods = list(args.methods or DEFAULT_METHODS)
     ablations = list(DEFAULT_ABLATIONS if args.ablations is None else args.ablations)
     try:
@@ -292,40 +230,43 @@ def run(args: argparse.Namespace) -> int:
         pass
 
     skipped: list[dict] = []
-    memories = _build_memories(methods + [a for a in ablations if a not in methods], args.checkpoint, skipped)
+    memories = _build_memories(methods + [a for a in ablations if a not in methods], args.checkpoint, skipped, args.threshold)
+    runs = [(f, rooms_for_frames(f), seeds[: min(n_scenes, args.long_scenes) if f >= LONG_FRAMES else n_scenes]) for f in frames]
+    if args.wide_scenes:
+        runs.append((WIDE_FRAMES, WIDE_ROOMS, seeds[: args.wide_scenes]))
     pooled: dict[tuple[str, str, int], list] = {}
     stats: dict[tuple[str, str, int], list] = {}
     t_all = time.perf_counter()
-    for n_frames in frames:
-        n_rooms = rooms_for_frames(n_frames)
-        for seed in seeds[:n_scenes]:
-            _log(f"scene {seed}: {n_rooms} room(s), {n_frames} frames: rendering")
-            streams = render_streams(seed, n_rooms, n_frames, tuple(args.detections), width, height, log=_log)
+    for n_frames, n_rooms, run_seeds in runs:
+        for seed in run_seeds:
+            _log(f"scene {seed}: {n_rooms} room(s), {n_frames} frames")
+            streams = cached_or_rendered(args.cache, seed, n_rooms, n_frames, tuple(args.detections))
             questions = questions_for(next(iter(streams.values())), args.per_type)
             for det, stream in streams.items():
                 for name, mem in memories.items():
                     inv, spf, nbytes = run_memory(mem, stream)
                     scored = score_inventory(inv, questions)
                     key = (name, det, n_frames)
-                    pooled.setdefault(key, []).extend(scored)
+                    pooled.setdefault(key, []).append(scored)
                     stats.setdefault(key, []).append((spf, nbytes))
                     part = _aggregate(scored)["overall"]
-                    _log(f"  {det:<5} {name:<16} overall {part:5.1f}  ({1000 * spf:.2f} ms/frame, {nbytes} B state)")
+                    _log(f"  {det:<5} {name:<18} overall {part:5.1f}  ({1000 * spf:.2f} ms/frame, {nbytes} B state)")
             del streams
 
     results, abl = [], []
-    for (name, det, n_frames), scored in pooled.items():
-        agg = _aggregate(scored)
+    for (name, det, n_frames), per_scene in pooled.items():
+        agg = _aggregate([x for sc in per_scene for x in sc])
         spf = float(np.mean([s for s, _ in stats[(name, det, n_frames)]]))
         nbytes = int(np.mean([b for _, b in stats[(name, det, n_frames)]]))
         common = {
             "detections": det,
             "frames": n_frames,
             "overall": round(agg["overall"], 2),
+            "ci95": bootstrap_ci(per_scene),
             "tasks": {k: round(v, 2) for k, v in agg["tasks"].items()},
             "levels": {k: round(v, 2) for k, v in agg["levels"].items()},
             "counts": agg["counts"],
-            "scenes": n_scenes,
+            "scenes": len(per_scene),
             "state_bytes": nbytes,
             "seconds_per_frame": round(spf, 6),
         }
@@ -341,21 +282,22 @@ def run(args: argparse.Namespace) -> int:
     if abl:
         print()
         print(_fmt_table(abl, "name"))
-    print(f"\n{n_scenes} held-out scene(s) per length, {args.per_type} questions per type per scene; "
-          f"{time.perf_counter() - t_all:.0f} s")
+    print(f"\nsplit {args.split}; scenes per length: " + ", ".join(f"{f}: {len(s)}" for f, _, s in runs)
+          + f"; {args.per_type} questions per type per scene; {time.perf_counter() - t_all:.0f} s")
     if args.json:
         doc = {
             "results": results,
             "ablations": abl,
             "skipped": skipped,
             "config": {
-                "frames": frames,
-                "rooms": {str(f): rooms_for_frames(f) for f in frames},
-                "seeds": seeds[:n_scenes],
+                "split": args.split,
+                "frames": [f for f, _, _ in runs],
+                "rooms": {str(f): r for f, r, _ in runs},
+                "seeds": {str(f): list(s) for f, _, s in runs},
                 "detections": list(args.detections),
                 "per_type": args.per_type,
-                "render": [width, height],
                 "checkpoint": args.checkpoint,
+                "threshold": args.threshold,
                 "argv": sys.argv[1:],
             },
         }

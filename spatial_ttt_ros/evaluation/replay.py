@@ -196,9 +196,9 @@ def resolve_checkpoint(method: str, checkpoint: Path | None) -> Path | None:
         return Path(checkpoint)
     if not has_weights(method):
         return None
-    from spatial_ttt_ros.memory.checkpoint import DEFAULT_CHECKPOINT
+    from spatial_ttt_ros.memory.learned_checkpoint import default_checkpoint
 
-    return Path(DEFAULT_CHECKPOINT)
+    return default_checkpoint(method)
 
 
 def label_table(cfg: EvalConfig) -> LabelTable | None:

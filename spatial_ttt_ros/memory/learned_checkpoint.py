@@ -13,7 +13,20 @@ from pathlib import Path
 
 from spatial_ttt_ros.memory.learned_model import LearnedMapConfig, LearnedMapModel
 
-DEFAULT_LEARNED_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "learned_map.safetensors"
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+DEFAULT_LEARNED_CHECKPOINT = WEIGHTS / "learned_map.safetensors"
+# Methods whose memory differs enough to have a readout trained for it (same data, steps and seed);
+# every other learned method reads with the TTT map's weights.
+OWN_WEIGHTS = {
+    "ttt_additive": WEIGHTS / "learned_map_additive.safetensors",
+    "full_context": WEIGHTS / "learned_map_full_context.safetensors",
+    "sliding_window": WEIGHTS / "learned_map_full_context.safetensors",
+}
+
+
+def default_checkpoint(method: str) -> Path:
+    """The shipped weights a learned method loads when no checkpoint is given."""
+    return OWN_WEIGHTS.get(method, DEFAULT_LEARNED_CHECKPOINT)
 
 
 def load_learned_model(path: str | Path | None = None) -> LearnedMapModel:

@@ -54,7 +54,7 @@ CH_BIRTH = CH_SIZE + 3
 CH_BIRTH_T = CH_BIRTH + 1
 CH_FREE = CH_BIRTH_T + 1
 N_CHANNELS = CH_FREE + 1
-NOVELTY = 0.2  # held evidence at which the birth channels' rate falls to 1/e
+NOVELTY = 0.05  # held evidence at which the birth channels' rate falls to 1/e
 
 
 def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:

@@ -24,9 +24,10 @@ from safetensors.torch import load_file, save_file
 from spatial_ttt_ros.classes import CLASSES
 from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
-from spatial_ttt_ros.memory.learned_readout import decode, seen_floor
+from spatial_ttt_ros.memory.learned_readout import decode, grid_inputs, seen_floor
+from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
 from spatial_ttt_ros.memory.learned_writes import frame_writes
-from spatial_ttt_ros.perception.tokens import TIME_SCALE, FrameTokens
+from spatial_ttt_ros.perception.tokens import N_CLASSES, TIME_SCALE, FrameTokens
 
 STATE_KIND = "spatial_ttt_ros.learned_map_state"
 KEYFRAME_HZ = 2.0
@@ -43,8 +44,11 @@ def frames_to_tensors(frames: list[FrameTokens]):
 
 
 class LearnedTTTMemory:
-    def __init__(self, model: LearnedMapModel, name: str = "ttt", ablation: Ablation = Ablation(), threshold: float | None = None) -> None:
+    def __init__(self, model: LearnedMapModel, name: str = "ttt", ablation: Ablation = Ablation(),
+                 threshold: float | None = None, trained_readout: bool = True) -> None:
         self.model = model.eval()
+        # False (the untrained-readout ablation): the class evidence itself is the heatmap, no CNN.
+        self.trained_readout = trained_readout
         self.name = name
         self.ablation = ablation
         self.threshold = float(model.cfg.threshold if threshold is None else threshold)
@@ -52,6 +56,7 @@ class LearnedTTTMemory:
 
     def reset(self) -> None:
         self.w = self.model.init_weights()
+        self.offset = torch.zeros(2)  # drift correction carried between chunks (memory/learned_alignment.py)
         self.lo: np.ndarray | None = None  # (2,) world xy box of what was written
         self.hi: np.ndarray | None = None
         self.pending: list[FrameTokens] = []
@@ -76,20 +81,20 @@ class LearnedTTTMemory:
         self.pending.append(tokens)
         self.n_written += 1
         if len(self.pending) >= self.model.cfg.chunk_frames:
-            self.w = self._stepped(self.pending, update_box=True)
+            self.w, self.offset, self.lo, self.hi = self._stepped(self.pending)
             self.pending = []
 
-    def _stepped(self, frames: list[FrameTokens], update_box: bool = False) -> torch.Tensor:
+    def _stepped(self, frames: list[FrameTokens]):
+        """Write ``frames`` as one chunk on top of the state -> (w, offset, lo, hi); the state is unchanged."""
         toks = frame_writes(*frames_to_tensors(frames))
         if toks.xy.shape[0] == 0:
-            return self.w
-        if update_box:
-            xy = toks.xy.numpy().astype(np.float64)
-            lo, hi = xy.min(0), xy.max(0)
-            self.lo = lo if self.lo is None else np.minimum(self.lo, lo)
-            self.hi = hi if self.hi is None else np.maximum(self.hi, hi)
+            return self.w, self.offset, self.lo, self.hi
         with torch.no_grad():
-            return self.model.write(self.w, toks, self.ablation)
+            w, offset, toks = self.model.write_chunk(self.w, toks, self.offset, self.ablation)
+        xy = toks.xy.numpy().astype(np.float64)
+        lo = xy.min(0) if self.lo is None else np.minimum(self.lo, xy.min(0))
+        hi = xy.max(0) if self.hi is None else np.maximum(self.hi, xy.max(0))
+        return w, offset, lo, hi
 
     # ---------------------------------------------------------------- reading
     def inventory(self) -> Inventory:
@@ -105,15 +110,21 @@ class LearnedTTTMemory:
     def _decode(self) -> Inventory:
         w, lo, hi = self.w, self.lo, self.hi
         if self.pending:  # the partial chunk, stepped on a copy
-            saved = (self.lo, self.hi)
-            w = self._stepped(self.pending, update_box=True)
-            lo, hi = self.lo, self.hi
-            self.lo, self.hi = saved
+            w, _, lo, hi = self._stepped(self.pending)
         if lo is None:
             return Inventory(objects=[], room=None, stamp=self.last_stamp, start_stamp=self.start_stamp)
         with torch.no_grad():
             reads, xs, ys = self.model.read_grid(w, lo, hi)
-            x, heat, size = self.model.read_out(reads)
+        return self._inventory_from_reads(reads, xs, ys)
+
+    def _inventory_from_reads(self, reads: torch.Tensor, xs: np.ndarray, ys: np.ndarray) -> Inventory:
+        with torch.no_grad():
+            if self.trained_readout:
+                x, heat, size = self.model.read_out(reads)
+            else:
+                x = grid_inputs(reads)
+                heat = torch.logit(reads[..., :N_CLASSES].permute(2, 0, 1).clamp(1e-4, 1 - 1e-4))
+                size = torch.zeros(3, *heat.shape[1:])
         found = decode(x, heat, size, xs, ys, self.threshold)
         objects = [
             InventoryObject(
@@ -132,7 +143,7 @@ class LearnedTTTMemory:
 
     # ---------------------------------------------------------------- state
     def state_bytes(self) -> int:
-        n = self.w.numel() * self.w.element_size() + 2 * 16 + 64
+        n = self.w.numel() * self.w.element_size() + self.offset.nbytes + 2 * 16 + 64
         for f in self.pending:  # at most chunk_frames - 1 frames
             n += f.ego.nbytes + f.geometry.nbytes + f.objects.nbytes + f.object_valid.nbytes
         return n
@@ -146,13 +157,13 @@ class LearnedTTTMemory:
         if self.start_stamp is None:
             raise ValueError("nothing to save: the memory has not observed any frame")
         if self.pending:
-            self.w = self._stepped(self.pending, update_box=True)
+            self.w, self.offset, self.lo, self.hi = self._stepped(self.pending)
             self.pending = []
         meta = {
             "signature": json.dumps(self.signature()),
             "stream": json.dumps({
                 "start_stamp": self.start_stamp, "last_stamp": self.last_stamp, "n_frames": self.n_frames,
-                "n_written": self.n_written, "next_due": self.next_due,
+                "n_written": self.n_written, "next_due": self.next_due, "offset": self.offset.tolist(),
                 "lo": None if self.lo is None else self.lo.tolist(), "hi": None if self.hi is None else self.hi.tolist(),
             }),
         }
@@ -188,6 +199,7 @@ class LearnedTTTMemory:
         self.n_frames, self.n_written, self.next_due = st["n_frames"], st["n_written"], st["next_due"]
         self.lo = None if st["lo"] is None else np.array(st["lo"], np.float64)
         self.hi = None if st["hi"] is None else np.array(st["hi"], np.float64)
+        self.offset = torch.tensor(st["offset"], dtype=torch.float32)
 
 
 def _validated_stream(stream, name: str) -> dict:
@@ -206,11 +218,66 @@ def _validated_stream(stream, name: str) -> dict:
         if not isinstance(v, int) or not 0 <= v < 2**53:
             raise ValueError(f"{name}: {k} = {v!r} is not a frame count")
         out[k] = v
-    for k in ("lo", "hi"):
+    for k in ("lo", "hi", "offset"):
         v = stream.get(k)
         if v is not None and not (
             isinstance(v, list) and len(v) == 2 and all(isinstance(a, (int, float)) and math.isfinite(a) and abs(a) < MAX_SPAN_M for a in v)
         ):
             raise ValueError(f"{name}: {k} = {v!r} is not a box corner")
         out[k] = v
+    if out["offset"] is None:
+        out["offset"] = [0.0, 0.0]
     return out
+
+
+class AttentionMemory(LearnedTTTMemory):
+    """The baselines: every write token kept (``window_s`` None: full context) or those of the last
+    ``window_s`` seconds (sliding window), read by attention (memory/learned_attention.py) with the
+    same tokens, rates and readout as the TTT map. State grows with the stream (full context)."""
+
+    def __init__(self, model: LearnedMapModel, name: str, window_s: float | None = None, threshold: float | None = None) -> None:
+        self.window_s = window_s
+        super().__init__(model, name=name, threshold=threshold)
+
+    def reset(self) -> None:
+        super().reset()
+        self.frames: list[tuple[float, object, torch.Tensor]] = []  # (stamp, WriteTokens, eta)
+
+    def observe(self, tokens: FrameTokens) -> None:
+        if self.start_stamp is None:
+            self.start_stamp = float(tokens.stamp) - float(tokens.time)
+        self.last_stamp = float(tokens.stamp)
+        self.n_frames += 1
+        self.n_written += 1
+        toks = frame_writes(*frames_to_tensors([tokens]))
+        with torch.no_grad():
+            eta = self.model.rates(toks)
+        self.frames.append((float(tokens.stamp), toks, eta))
+        if self.window_s is not None:
+            while self.frames and self.frames[0][0] < self.last_stamp - self.window_s:
+                self.frames.pop(0)
+
+    def _decode(self) -> Inventory:
+        from spatial_ttt_ros.memory.learned_attention import attention_grid  # noqa: PLC0415
+        from spatial_ttt_ros.memory.learned_writes import WriteTokens  # noqa: PLC0415
+
+        if not self.frames:
+            return Inventory(objects=[], room=None, stamp=self.last_stamp, start_stamp=self.start_stamp)
+        toks = WriteTokens.cat([f[1] for f in self.frames])
+        if toks.xy.shape[0] == 0:
+            return Inventory(objects=[], room=None, stamp=self.last_stamp, start_stamp=self.start_stamp)
+        eta = torch.cat([f[2] for f in self.frames])
+        times = toks.target[:, CH_BIRTH_T]
+        xy = toks.xy.numpy().astype(np.float64)
+        with torch.no_grad():
+            reads, xs, ys = attention_grid(toks, eta, times, xy.min(0), xy.max(0))
+        return self._inventory_from_reads(reads, xs, ys)
+
+    def state_bytes(self) -> int:
+        return sum(t.xy.nbytes + t.target.nbytes + t.mask.nbytes + t.lr_in.nbytes + t.kind.nbytes + e.nbytes for _, t, e in self.frames) + 64
+
+    def save(self, path: str | Path) -> None:
+        raise NotImplementedError(f"{self.name} is a benchmark baseline; its token store is not saved")
+
+    def load(self, path: str | Path) -> None:
+        raise NotImplementedError(f"{self.name} is a benchmark baseline; its token store is not saved")

@@ -7,8 +7,8 @@
     w --read on a grid--> reads --ReadoutNet--> heatmaps --decode--> objects; free channel -> floor
 
 Ablation switches (``Ablation``) remove one thing each: the error term (additive writes),
-the learned rates (constant), the trained readout (random CNN), per-frame writes (keyframes
-at 2 Hz only). Everything is differentiable end to end (training/learned_train.py).
+the learned rates (constant), per-frame writes (keyframes at 2 Hz only), the drift alignment
+(memory/learned_alignment.py); the untrained readout is made by memory/factory.py. Everything is differentiable end to end (training/learned_train.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from spatial_ttt_ros.memory import learned_map as lm
+from spatial_ttt_ros.memory.learned_alignment import align
 from spatial_ttt_ros.memory.learned_keys import PositionKeys
 from spatial_ttt_ros.memory.learned_readout import ReadoutNet, grid_axes, grid_inputs
 from spatial_ttt_ros.memory.learned_writes import KIND_FLOOR, KIND_OBJECT, KIND_SEE_THROUGH, LR_FEATURES, WriteTokens
@@ -33,11 +34,14 @@ class Ablation:
     error_term: bool = True  # False: additive writes (linear inner loss, nothing saturates)
     learned_rates: bool = True  # False: every token of a kind at its initial rate
     keyframes_only: bool = False  # True: write 2 frames a second, as the previous memory did
+    align: bool = True  # False: no drift alignment by read-before-write (memory/learned_alignment.py)
 
 
 @dataclass
 class LearnedMapConfig:
     chunk_frames: int = 8
+    grid: tuple[int, int] = (4, 4)  # the token layout trained on: geometry grid cells and object slots
+    max_objects: int = 16
     threshold: float = 0.3  # heatmap value for an object (chosen on validation seeds)
     readout_hidden: int = 32
 
@@ -83,6 +87,15 @@ class LearnedMapModel(nn.Module):
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term)
+
+    def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
+        """Align the chunk to the map (drift offset carried between chunks), then write it.
+
+        -> (new fast weights, new offset [2], the tokens as written).
+        """
+        if ablation.align and toks.xy.shape[0]:
+            toks, offset = align(self.keys, w, toks, offset)
+        return self.write(w, toks, ablation), offset, toks
 
     def read_grid(self, w: Tensor, lo: np.ndarray, hi: np.ndarray) -> tuple[Tensor, np.ndarray, np.ndarray]:
         """Reads [H, W, C] on the grid over [lo, hi] (world metres) -> (reads, xs, ys)."""

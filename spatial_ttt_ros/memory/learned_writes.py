@@ -31,8 +31,10 @@ LR_FEATURES = 5
 SEE_THROUGH_SAMPLES = 4  # per geometry cell
 SEE_THROUGH_MARGIN = 0.3  # m short of the nearest surface of the cell
 SEE_THROUGH_MAX_Z = 0.5  # m: above this a ray can pass over furniture, so it proves nothing below
-FLOOR_SAMPLES = 6  # per geometry cell
-FLOOR_STOP_SHORT = 0.15  # m before the hit (the wall itself is not floor)
+# Floor samples per geometry cell ray, at these distances (m) short of the hit: dense near the
+# walls, which bound the room; the open middle is covered by many rays of many frames.
+FLOOR_BACKOFF = (0.15, 0.35, 0.6, 0.9, 1.3, 1.8, 2.4, 3.2)
+FLOOR_SAMPLES = len(FLOOR_BACKOFF)
 MIN_CELL_VALID = 0.2  # cells with less valid depth write no free space
 
 
@@ -115,11 +117,10 @@ def _floor(ego: Tensor, geo: Tensor) -> WriteTokens:
     cam = ego[EGO_FIELDS["position"]][:2]
     hit = g[:, GEO_FIELDS["mean_xyz"]][:, :2]
     ray = hit - cam
-    length = ray.norm(dim=-1)
-    keep_len = (1.0 - FLOOR_STOP_SHORT / length.clamp_min(1e-6)).clamp_min(0.0)
-    frac = (torch.arange(FLOOR_SAMPLES, dtype=torch.float32) + 0.5) / FLOOR_SAMPLES
-    pts = cam + (frac[None, :, None] * keep_len[:, None, None]) * ray[:, None, :]  # [R, K, 2]
-    keep = (ok & (length > FLOOR_STOP_SHORT))[:, None].expand(-1, FLOOR_SAMPLES).reshape(-1)
+    length = ray.norm(dim=-1)  # [R]
+    dist = length[:, None] - torch.tensor(FLOOR_BACKOFF)  # [R, K] from the camera
+    pts = cam + (dist / length.clamp_min(1e-6)[:, None]).unsqueeze(-1) * ray[:, None, :]  # [R, K, 2]
+    keep = (ok[:, None] & (dist > 0)).reshape(-1)
     pts = pts.reshape(-1, 2)[keep]
     n = pts.shape[0]
     target = torch.zeros(n, N_CHANNELS)
@@ -127,6 +128,6 @@ def _floor(ego: Tensor, geo: Tensor) -> WriteTokens:
     mask = torch.zeros(n, N_CHANNELS)
     mask[:, CH_FREE] = 1.0
     lr_in = torch.zeros(n, LR_FEATURES)
-    lr_in[:, 1] = (frac[None, :] * length[:, None]).reshape(-1)[keep] / 4.0
+    lr_in[:, 1] = dist.reshape(-1)[keep] / 4.0
     lr_in[:, 3] = g[:, GEO_FIELDS["valid_fraction"]][:, 0, None].expand(-1, FLOOR_SAMPLES).reshape(-1)[keep]
     return WriteTokens(pts, target, mask, lr_in, torch.full((n,), KIND_FLOOR))

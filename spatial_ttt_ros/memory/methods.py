@@ -1,35 +1,30 @@
 """The one vocabulary of memory method names, and the one place a name is parsed.
 
 Node parameter ``method``, ``spatial-ttt eval --method``, the benchmarks and the
-learned model's variants all use these names; nothing else spells them.
+learned model's ablations all use these names; nothing else spells them.
 
 - ``object_map``: the explicit object map (memory/object_map.py), no weights.
-- ``ttt``: the learned TTT memory (memory/model.py), as shipped.
-- ``full_context``, ``sliding_window``: the same network attending over every past
-  token, or over a window only (TTT branch off).
-- ``ttt_frozen``, ``ttt_no_conv``, ``ttt_momentum``, ``ttt_muon``: ablations of the
-  learned memory (no inner update, no spatial conv, momentum / Muon inner optimiser).
+- ``ttt``: the learned TTT map (memory/learned_*.py), as shipped.
+- ``full_context``, ``sliding_window``: the baselines: the same write tokens kept (all of
+  them, or the last minute's) and read by attention with the same trained readout.
+- ablations of ``ttt``, each removing one thing: ``ttt_additive`` (no error term in the
+  writes), ``ttt_const_lr`` (no learned learning rates), ``ttt_untrained_readout`` (no
+  trained readout: the class evidence itself is the heatmap), ``ttt_keyframes`` (2 frames a second written, not every frame),
+  ``ttt_no_align`` (no pose-drift alignment in the write).
 """
 
 from __future__ import annotations
 
 OBJECT_MAP = "object_map"
-# The learned model's variants (memory/model.py VARIANTS): same weights, inference flags differ.
-LEARNED_METHODS: tuple[str, ...] = (
-    "ttt",
-    "ttt_frozen",
-    "ttt_no_conv",
-    "ttt_momentum",
-    "ttt_muon",
-    "sliding_window",
-    "full_context",
-)
+TTT = "ttt"
+BASELINES: tuple[str, ...] = ("full_context", "sliding_window")
+ABLATIONS: tuple[str, ...] = ("ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_keyframes", "ttt_no_align")
+# Methods that load the learned map's checkpoint.
+LEARNED_METHODS: tuple[str, ...] = (TTT,) + BASELINES + ABLATIONS
 METHODS: tuple[str, ...] = (OBJECT_MAP,) + LEARNED_METHODS
 # The one default of the node's ``method`` parameter, ``spatial-ttt eval --method`` and the
 # benchmarks that take one method: the object map until the TTT checkpoint matches it.
 DEFAULT_METHOD = OBJECT_MAP
-# Variants without a TTT memory never write the position-keyed map.
-NO_MAP_WRITES: tuple[str, ...] = ("ttt_frozen", "sliding_window", "full_context")
 
 
 def parse_method(method: str) -> str:

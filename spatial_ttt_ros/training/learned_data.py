@@ -27,7 +27,12 @@ from spatial_ttt_ros.frames import ObjectObservation
 from spatial_ttt_ros.perception.tokens import OBJ_FIELDS, FrameTokens
 
 RATE_HZ = 10.0
-NOISE_SEED_OFFSET = 7919  # as bench quality: the noisy tokens of a seed are the benchmark's
+NOISE_SEED_OFFSET = 7919  # the noise session of a stream is seeded from its scene seed
+RENDER_WIDTH, RENDER_HEIGHT = 160, 120
+# Scene seeds: training uses seeds below VAL_SEEDS; every choice (thresholds, settings,
+# checkpoints) is made on VAL_SEEDS; HELD_OUT_SEEDS are run once, at the end (bench quality).
+VAL_SEEDS = range(8000, 8010)
+HELD_OUT_SEEDS = range(9100, 9110)
 
 
 @dataclass
@@ -58,31 +63,45 @@ def stream_path(root: Path, seed: int, n_frames: int, detections: str, n_rooms: 
     return Path(root) / f"s{seed}_r{n_rooms}_f{n_frames}_{detections}"
 
 
+def render_stream_tokens(seed: int, n_rooms: int, n_frames: int, detections: str = "noisy") -> CachedStream:
+    """Render one stream and tokenise it (``detections``: "exact" or a noise preset), in memory."""
+    return _render(seed, n_rooms, n_frames, (detections,))[detections]
+
+
 def render_and_cache(root: Path, seed: int, n_rooms: int, n_frames: int, detections: tuple[str, ...]) -> None:
     """Render one stream and cache its tokens once per detection mode (skips what exists)."""
+    todo = tuple(d for d in detections if not stream_path(root, seed, n_frames, d, n_rooms).with_suffix(".json").exists())
+    for d, s in (_render(seed, n_rooms, n_frames, todo) if todo else {}).items():
+        save_stream(stream_path(root, seed, n_frames, d, n_rooms), s)
+
+
+def _render(seed: int, n_rooms: int, n_frames: int, detections: tuple[str, ...]) -> dict[str, CachedStream]:
     from spatial_ttt_ros.frames import CameraFrame
     from spatial_ttt_ros.perception.front_end import FrontEnd
     from spatial_ttt_ros.sim.stream import simulate_stream
 
-    todo = [d for d in detections if not stream_path(root, seed, n_frames, d, n_rooms).with_suffix(".json").exists()]
-    if not todo:
-        return
-    sim = simulate_stream(seed, n_rooms, n_frames, RATE_HZ, 160, 120)
+    sim = simulate_stream(seed, n_rooms, n_frames, RATE_HZ, RENDER_WIDTH, RENDER_HEIGHT)
     fronts = {
         d: FrontEnd(source="labels", noise=None if d == "exact" else d, noise_seed=seed + NOISE_SEED_OFFSET)
-        for d in todo
+        for d in detections
     }
-    toks: dict[str, list[FrameTokens]] = {d: [] for d in todo}
+    toks: dict[str, list[FrameTokens]] = {d: [] for d in detections}
     for i, (stamp, T) in enumerate(sim.trajectory):
         _, depth, labels, _ = sim.renderer.render(T, shade=False)
         for d, fe in fronts.items():
             frame = CameraFrame(stamp=float(stamp), depth=depth, K=sim.K, T_world_cam=T, labels=labels, frame_index=i)
             toks[d].append(fe.process(frame)[1])
-    for d in todo:
-        save_stream(
-            stream_path(root, seed, n_frames, d, n_rooms),
-            CachedStream(seed, n_rooms, n_frames, d, toks[d], sim.first_seen, sim.visited_rooms),
-        )
+    return {d: CachedStream(seed, n_rooms, n_frames, d, toks[d], sim.first_seen, sim.visited_rooms) for d in detections}
+
+
+def cached_or_rendered(root: str | Path | None, seed: int, n_rooms: int, n_frames: int,
+                       detections: tuple[str, ...]) -> dict[str, CachedStream]:
+    """The stream's tokens per detection mode: from ``root`` when cached there (rendered and
+    cached first when missing), rendered in memory when ``root`` is None."""
+    if root is None:
+        return _render(seed, n_rooms, n_frames, detections)
+    render_and_cache(Path(root), seed, n_rooms, n_frames, detections)
+    return {d: load_stream(stream_path(Path(root), seed, n_frames, d, n_rooms)) for d in detections}
 
 
 def save_stream(path: Path, s: CachedStream) -> None:

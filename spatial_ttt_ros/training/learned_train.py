@@ -1,4 +1,4 @@
-"""Train the learned TTT map end to end through its writes, and score it on validation streams.
+"""Train the learned TTT map end to end through its writes (``spatial-ttt train``).
 
 Per step: one cached stream (training/learned_data.py) is written into fresh fast weights
 chunk by chunk, with gradients through every write (the whole stream, 300 to 3,000 frames:
@@ -8,12 +8,11 @@ against the scene's objects seen so far (CenterNet focal loss, Gaussian targets)
 loss on log sizes at the object centres. Trained: the readout CNN, the learning-rate heads
 and the key level gains.
 
-    python -m spatial_ttt_ros.training.learned_train train --cache runs/learned_cache \
-        --out runs/learned --steps 600 --seed 0
-    python -m spatial_ttt_ros.training.learned_train eval --cache runs/learned_cache \
-        --checkpoint runs/learned/model.safetensors --seeds 8000-8005 --frames 1000
+    spatial-ttt train --cache runs/learned_cache --out runs/learned --steps 1500 --seed 0
 
-Choices are made on the validation seeds (8000-8009); the held-out seeds are never read here.
+Scored with ``spatial-ttt bench quality --split validation --cache runs/learned_cache
+--checkpoint ...``; choices are made on the validation seeds, the held-out seeds are never
+read here (training streams are the seeds below ``VAL_SEEDS``).
 """
 
 from __future__ import annotations
@@ -28,14 +27,18 @@ import numpy as np
 import torch
 
 from spatial_ttt_ros.classes import CLASS_TO_ID
+from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
 from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
 from spatial_ttt_ros.memory.learned_readout import GRID_RES, heatmap_loss
 from spatial_ttt_ros.memory.learned_writes import WriteTokens, frame_writes
 from spatial_ttt_ros.memory.learned_memory import frames_to_tensors
-from spatial_ttt_ros.training.learned_data import CachedStream, _ints, load_stream
+from spatial_ttt_ros.training.learned_data import VAL_SEEDS, CachedStream, load_stream
 
-HELD_OUT_FIRST = 9000  # seeds from here on are never trained on nor chosen on
 SIGMA = 0.25  # m, heatmap target spread
+# What a checkpoint is trained for: the TTT map (its ablations but the additive one share its
+# weights), the additive-write ablation, and the attention baselines (full context; the sliding
+# window reads with the same weights). Same data, steps and seed for each.
+VARIANTS = {"ttt": Ablation(), "ttt_additive": Ablation(error_term=False), "full_context": None}
 
 
 def _chunks(stream: CachedStream, chunk_frames: int) -> tuple[list[WriteTokens], np.ndarray, np.ndarray]:
@@ -78,11 +81,23 @@ def _targets(ids, centres, xs, ys, n_classes):
     return torch.from_numpy(heat), cells
 
 
-def stream_loss(model: LearnedMapModel, chunks, lo, hi, truth, ablation=Ablation()):
+def final_reads(model: LearnedMapModel, chunks, lo, hi, variant: str = "ttt"):
+    """The map's reads at the end of a stream, for the memory that ``variant`` names -> (reads, xs, ys)."""
+    if variant == "full_context":
+        from spatial_ttt_ros.memory.learned_attention import attention_grid
+
+        toks = WriteTokens.cat(chunks)
+        return attention_grid(toks, model.rates(toks), toks.target[:, CH_BIRTH_T], lo, hi)
+    ablation = VARIANTS[variant]
     w = model.init_weights()
+    offset = torch.zeros(2)
     for toks in chunks:
-        w = model.write(w, toks, ablation)
-    reads, xs, ys = model.read_grid(w, lo, hi)
+        w, offset, _ = model.write_chunk(w, toks, offset, ablation)
+    return model.read_grid(w, lo - 1.0, hi + 1.0)  # the box before alignment, with room for its shift
+
+
+def stream_loss(model: LearnedMapModel, chunks, lo, hi, truth, variant: str = "ttt"):
+    reads, xs, ys = final_reads(model, chunks, lo, hi, variant)
     x, heat, size = model.read_out(reads)
     ids, centres, sizes = truth
     target, cells = _targets(ids, centres, xs, ys, heat.shape[0])
@@ -105,7 +120,7 @@ def train(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads)
     cache = Path(a.cache)
     paths = sorted(p.with_suffix("") for p in cache.glob("*.json"))
-    paths = [p for p in paths if json.loads(p.with_suffix(".json").read_text())["seed"] < 8000]
+    paths = [p for p in paths if json.loads(p.with_suffix(".json").read_text())["seed"] < VAL_SEEDS.start]
     paths = [p for p in paths if json.loads(p.with_suffix(".json").read_text())["n_frames"] <= a.max_frames]
     if not paths:
         raise SystemExit(f"no training streams in {cache}")
@@ -122,7 +137,7 @@ def train(a: argparse.Namespace) -> int:
             s = load_stream(p)
             data[p] = (*_chunks(s, model.cfg.chunk_frames), _truth(s))
         chunks, lo, hi, truth = data[p]
-        loss, lh, ls = stream_loss(model, chunks, lo, hi, truth)
+        loss, lh, ls = stream_loss(model, chunks, lo, hi, truth, a.variant)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -132,7 +147,7 @@ def train(a: argparse.Namespace) -> int:
         log.flush()
         if step % 20 == 0 or step == a.steps:
             print(json.dumps(rec), flush=True)
-            save(model, out / "model.safetensors", {"steps": step, "command": a.command})
+            save(model, out / "model.safetensors", {"steps": step, "variant": a.variant, "command": a.command})
     return 0
 
 
@@ -143,81 +158,28 @@ def save(model: LearnedMapModel, path: Path, info: dict) -> None:
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
 
 
-def load_model(path: str | Path) -> LearnedMapModel:
-    from spatial_ttt_ros.memory.learned_checkpoint import load_learned_model
-
-    return load_learned_model(path)
-
-
-def evaluate(a: argparse.Namespace) -> int:
-    from spatial_ttt_ros.memory.learned_memory import LearnedTTTMemory
-    from spatial_ttt_ros.memory.factory import make_memory
-
-    torch.set_num_threads(a.threads)
-    seeds = _ints(a.seeds)
-    if any(s >= HELD_OUT_FIRST for s in seeds) and not a.held_out:
-        raise SystemExit("held-out seeds: pass --held-out (run once, at the end)")
-    rows = {}
-    for method in a.methods.split(","):
-        scored = []
-        for seed in seeds:
-            paths = sorted(Path(a.cache).glob(f"s{seed}_r*_f{a.frames}_{a.detections}.json"))
-            if not paths:
-                raise SystemExit(f"no cached stream for seed {seed}, {a.frames} frames, {a.detections}")
-            s = load_stream(paths[0].with_suffix(""))
-            if method.startswith("ttt"):
-                mem = LearnedTTTMemory(load_model(a.checkpoint), threshold=a.threshold)
-            else:
-                mem = make_memory(method)
-            for tok in s.tokens:
-                mem.observe(tok)
-            scored += score_stream(mem.inventory(), s)
-        rows[method] = _summary(scored)
-        print(method, json.dumps(rows[method]), flush=True)
-    return 0
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default="runs/learned_cache", help="cached token streams (training/learned_data.py)")
+    p.add_argument("--out", default="runs/learned", help="output directory (model.safetensors, train_log.jsonl)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-frames", type=int, default=3000, help="train on cached streams up to this length")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="ttt", help="the memory the readout is trained on")
 
 
-def score_stream(inventory, s: CachedStream, per_type: int = 8):
-    from spatial_ttt_ros.bench.quality import score_inventory
-    from spatial_ttt_ros.sim.questions import generate_questions
-    from spatial_ttt_ros.sim.scene import generate_scene
-
-    scene = generate_scene(s.seed, s.n_rooms)
-    qs = generate_questions(scene, s.first_seen, seed=s.seed, scene_name=s.scene_name, visited_rooms=s.visited_rooms, per_type=per_type)
-    return score_inventory(inventory, qs)
-
-
-def _summary(scored) -> dict:
-    from spatial_ttt_ros.evaluation.metrics import aggregate
-
-    agg = aggregate(scored)
-    return {"overall": round(100 * agg["overall"], 1), "tasks": {k: round(100 * v, 1) for k, v in agg["tasks"].items()}}
+def run(a: argparse.Namespace) -> int:
+    a.command = "spatial-ttt train " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(a).items()) if k in ("cache", "out", "steps", "lr", "seed", "threads", "max_frames", "variant")
+    )
+    return train(a)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--cache", default="runs/learned_cache")
-    t.add_argument("--out", default="runs/learned")
-    t.add_argument("--steps", type=int, default=600)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--max-frames", type=int, default=1000)
-    e = sub.add_parser("eval")
-    e.add_argument("--cache", default="runs/learned_cache")
-    e.add_argument("--checkpoint", default=None)
-    e.add_argument("--seeds", default="8000-8005")
-    e.add_argument("--frames", type=int, default=1000)
-    e.add_argument("--detections", default="noisy")
-    e.add_argument("--methods", default="ttt,object_map")
-    e.add_argument("--threshold", type=float, default=None)
-    e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--held-out", action="store_true")
-    a = p.parse_args(argv)
-    a.command = "python -m spatial_ttt_ros.training.learned_train " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    return train(a) if a.cmd == "train" else evaluate(a)
+    configure_parser(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

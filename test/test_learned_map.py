@@ -1,0 +1,135 @@
+"""The learned TTT map's core: keys, error-driven writes, readout decoding, state files (no ROS)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spatial_ttt_ros.memory import learned_map as lm
+from spatial_ttt_ros.memory.learned_keys import PositionKeys
+from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
+from spatial_ttt_ros.memory.learned_writes import KIND_FLOOR, KIND_OBJECT, KIND_SEE_THROUGH, LR_FEATURES, WriteTokens
+
+
+def _tokens(xy, cls=0, kind=KIND_OBJECT, t=0.0):
+    xy = torch.as_tensor(np.atleast_2d(xy), dtype=torch.float32)
+    n = xy.shape[0]
+    target = torch.zeros(n, lm.N_CHANNELS)
+    mask = torch.ones(n, lm.N_CHANNELS)
+    if kind == KIND_OBJECT:
+        target[:, cls] = 1.0
+        target[:, lm.CH_Z] = 0.4
+        target[:, lm.CH_SIZE : lm.CH_SIZE + 3] = 0.5**lm.SIZE_POWER
+        target[:, lm.CH_BIRTH] = 1.0
+        target[:, lm.CH_BIRTH_T] = t
+    else:
+        target[:, lm.CH_FREE] = 1.0
+        if kind == KIND_FLOOR:
+            mask = torch.zeros(n, lm.N_CHANNELS)
+            mask[:, lm.CH_FREE] = 1.0
+    lr_in = torch.zeros(n, LR_FEATURES)
+    lr_in[:, 0] = 0.9
+    return WriteTokens(xy, target, mask, lr_in, torch.full((n,), kind))
+
+
+def _held(model, w, xy, cls=0):
+    with torch.no_grad():
+        index, weight = model.keys(torch.tensor([xy], dtype=torch.float32))
+    return float(lm.read(w, index, weight)[0, cls])
+
+
+def test_keys_of_places_within_100_m_differ_and_only_wrap_beyond():
+    keys = PositionKeys()
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.uniform(-50, 50, (2000, 2))).float()
+    b = torch.from_numpy(rng.uniform(-50, 50, (2000, 2))).float()
+    far = (a - b).norm(dim=-1) > 0.05
+    with torch.no_grad():
+        ia, wa = keys(a)
+        ib, wb = keys(b)
+    dense = lambda i, w: torch.zeros(len(i), keys.n_entries).scatter_add(1, i, w)  # noqa: E731
+    sim = (dense(ia, wa) * dense(ib, wb)).sum(-1) / (dense(ia, wa).norm(dim=-1) * dense(ib, wb).norm(dim=-1))
+    assert float(sim[far].max()) < 0.99  # no two places (>= 5 cm apart) share a key
+    # Places exactly one period of every level apart would share it: the common period is far beyond 100 m.
+    periods = [lv.period for lv in keys.levels]
+    assert min(periods) > 20.0 and np.lcm.reduce([int(round(10 * p)) for p in periods]) / 10 > 100.0
+
+
+def test_inner_step_is_the_gradient_of_the_reconstruction_loss():
+    torch.manual_seed(0)
+    model = LearnedMapModel()
+    w = torch.randn(model.n_entries, lm.N_CHANNELS) * 0.01
+    toks = _tokens(np.array([[0.3, 0.2], [5.0, -1.0]]))
+    with torch.no_grad():
+        index, weight = model.keys(toks.xy)
+    eta = torch.full((2, lm.N_CHANNELS), 0.01)  # small: no preconditioner clamp (curvature < 1)
+    wr = w.clone().requires_grad_(True)
+    loss = 0.5 * (eta * (lm.read(wr, index, weight) - toks.target) ** 2).sum()
+    loss.backward()
+    stepped = lm.step(w, index, weight, toks.target, eta)
+    torch.testing.assert_close(w - stepped, wr.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_resightings_saturate_and_additive_writes_do_not():
+    model = LearnedMapModel()
+    toks = _tokens([1.0, 2.0])
+    for error_term, expect_saturation in ((True, True), (False, False)):
+        w = model.init_weights()
+        held = []
+        for _ in range(6):
+            with torch.no_grad():
+                w = model.write(w, toks, Ablation(error_term=error_term))
+            held.append(_held(model, w, [1.0, 2.0]))
+        gains = np.diff([0.0] + held)
+        if expect_saturation:
+            assert gains[0] > 0 and all(g2 < g1 for g1, g2 in zip(gains, gains[1:]))
+            assert held[-1] < 1.1
+        else:
+            assert np.allclose(gains, gains[0], rtol=1e-4)
+
+
+def test_free_space_seen_through_fades_a_false_positive():
+    model = LearnedMapModel()
+    w = model.init_weights()
+    with torch.no_grad():
+        w = model.write(w, _tokens([3.0, 3.0], cls=4))
+        before = _held(model, w, [3.0, 3.0], cls=4)
+        for _ in range(10):
+            w = model.write(w, _tokens(np.array([[3.0, 3.0], [3.1, 2.9]]), kind=KIND_SEE_THROUGH))
+    after = _held(model, w, [3.0, 3.0], cls=4)
+    assert before > 0.1 and after < 0.5 * before
+    assert _held(model, w, [3.0, 3.0], cls=lm.CH_FREE) > 0.3
+
+
+def test_floor_samples_write_only_the_free_channel():
+    model = LearnedMapModel()
+    w = model.init_weights()
+    with torch.no_grad():
+        w = model.write(w, _tokens([0.0, 0.0], cls=2))
+        obj = _held(model, w, [0.0, 0.0], cls=2)
+        w = model.write(w, _tokens([0.0, 0.0], kind=KIND_FLOOR))
+    assert _held(model, w, [0.0, 0.0], cls=2) == pytest.approx(obj)
+
+
+def test_birth_channels_keep_the_first_sighting():
+    model = LearnedMapModel()
+    w = model.init_weights()
+    with torch.no_grad():
+        for t in (0.1, 0.5, 0.9, 1.3):
+            w = model.write(w, _tokens([2.0, 2.0], t=t))
+    bm = _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH)
+    bt = _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH_T)
+    assert bt / bm == pytest.approx(0.1, abs=0.05)
+
+
+def test_many_tokens_at_one_place_in_one_chunk_do_not_overshoot():
+    model = LearnedMapModel()
+    w = model.init_weights()
+    toks = WriteTokens.cat([_tokens([1.0 + 0.01 * i, 1.0]) for i in range(200)])
+    with torch.no_grad():
+        w = model.write(w, toks)
+    assert torch.isfinite(w).all()
+    assert 0.0 < _held(model, w, [1.0, 1.0]) <= 1.05
