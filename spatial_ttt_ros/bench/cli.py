@@ -15,7 +15,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "recall": ("spatial_ttt_ros.bench.recall", "synthetic long-range recall: TTT against sliding window"),
     "sim": ("spatial_ttt_ros.bench.sim_speed", "simulator frames per second"),
     "node": ("spatial_ttt_ros.ros.node_bench", "ROS node throughput, drops and service latency"),
-    "soak": ("spatial_ttt_ros.bench.soak", "the node over a long run: RSS, threads, fds, drops, ask latency"),
+    "soak": ("spatial_ttt_ros.ros.soak", "the node over a long run: RSS, threads, fds, drops, ask latency"),
 }
 
 

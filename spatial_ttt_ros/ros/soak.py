@@ -7,6 +7,8 @@ it records the node's RSS, threads and open file descriptors (from /proc), frame
 processed and dropped (from /diagnostics) and the ask latencies of that interval.
 Writes JSON (``--json``) and a PNG of the four series beside it; prints the RSS growth
 after the first minute (the soak's pass mark: under 5 %) and any error line of the log.
+It needs a running node, so it lives under ros/ (layer 7) like ``bench node``;
+bench/cli.py only dispatches to it.
 """
 
 from __future__ import annotations
