@@ -183,6 +183,7 @@ class SpatialTTTNode(LifecycleNode):
         self.params: NodeParams | None = None
         self.device = "cpu"
         self.pipeline = None
+        self._qa = None  # vlm/qa_backend.QARouter: who answers ~/ask (the VLM stream when qa_backend needs it)
         self._pipeline_lock = threading.RLock()  # model steps and answers never interleave
         self._sync_lock = threading.Lock()
         self._log_times: dict[str, float] = {}
@@ -246,6 +247,10 @@ class SpatialTTTNode(LifecycleNode):
             set_model_threads(p.model_threads)
             t0 = time.perf_counter()
             pipeline = build_pipeline(p, self.device, on_stage=self._on_stage)
+            from spatial_ttt_ros.vlm.qa_backend import build_router  # loads transformers only for vlm/hybrid
+
+            qa = build_router(p.qa_backend, p.vlm_checkpoint, p.vlm_dtype, self.device,
+                              p.vlm_keyframe_interval_s, p.vlm_max_new_tokens)
             p.memory_root.mkdir(parents=True, exist_ok=True)
         except Exception as exc:  # a clear one-line reason; the node stays unconfigured
             self.configure_error = f"{type(exc).__name__}: {exc}"
@@ -253,6 +258,7 @@ class SpatialTTTNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.params = p
         self.pipeline = pipeline
+        self._qa = qa
         self.configure_error = ""
         self._label_table = label_id_table(p.class_names)
         self._camera_in_base = conv.pose7_to_matrix(p.camera_in_base)
@@ -285,7 +291,7 @@ class SpatialTTTNode(LifecycleNode):
             f"configured in {time.perf_counter() - t0:.1f} s: memory {p.method} on {self.device}"
             f"{' (fp16)' if self._fp16 else ''}, detector {p.detector}"
             + (f" ({', '.join(pipeline.front_end.detector.providers_in_use)})" if p.detector == "onnx" else "")
-            + f", memory_dir {p.memory_root}"
+            + f", memory_dir {p.memory_root}, qa_backend {p.qa_backend}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -365,6 +371,7 @@ class SpatialTTTNode(LifecycleNode):
         self._destroy_outputs()
         with self._pipeline_lock:
             self.pipeline = None
+        self._qa = None  # releases the VLM (GPU memory)
         self.configure_error = "cleaned up"
         return TransitionCallbackReturn.SUCCESS
 
@@ -373,6 +380,7 @@ class SpatialTTTNode(LifecycleNode):
         self._destroy_outputs()
         with self._pipeline_lock:
             self.pipeline = None
+        self._qa = None
         self.configure_error = "shut down"
         return TransitionCallbackReturn.SUCCESS
 
@@ -629,6 +637,8 @@ class SpatialTTTNode(LifecycleNode):
     def _on_new_generation(self, generation: int) -> None:
         with self._pipeline_lock:
             self.pipeline.reset()
+        if self._qa is not None:
+            self._qa.reset()
         self.get_logger().warning(f"memory reset: a new stream started (generation {generation})")
 
     def _lookup_tf(self, frame_id: str, stamp: float) -> np.ndarray:
@@ -671,6 +681,9 @@ class SpatialTTTNode(LifecycleNode):
             if self.pipeline is None or (self._worker is not None and item.generation < self._worker.generation):
                 return  # the memory was reset or reloaded while this frame waited
             self.pipeline.process(frame)
+        qa = self._qa
+        if qa is not None and qa.uses_vlm:  # colour to the VLM (keyframes only), outside the pipeline lock
+            qa.offer_frame(rgb, s.stamp)
         self.stats.processed_rate.tick()
         self.stats.end_to_end.add(time.monotonic() - item.enqueued)
 
@@ -743,6 +756,10 @@ class SpatialTTTNode(LifecycleNode):
             response.success, response.error = False, "empty question: ask e.g. 'How many chairs are in the room?'"
             return response
         options = [o for o in request.options if o.strip()] or None
+        qa = self._qa
+        if qa is not None and qa.route(question, options) == "vlm":  # qa_backend vlm, or hybrid on a free-form question
+            response.success, response.error, response.answer = self._answer(question, lambda _: qa.vlm(question, options))
+            return response
         from spatial_ttt_ros.reasoning.parser import parse_question
         from spatial_ttt_ros.reasoning.solvers import solve
 
@@ -803,6 +820,8 @@ class SpatialTTTNode(LifecycleNode):
             if self._worker is not None:
                 self._worker.new_generation()
                 self._worker.mark_generation_applied()
+        if self._qa is not None:
+            self._qa.reset()
         with self._sync_lock:
             if self._sync is not None:
                 self._sync.clear()
@@ -919,6 +938,7 @@ class SpatialTTTNode(LifecycleNode):
             ("state", self._state_label()),
             ("device", self.device + (" fp16" if getattr(self, "_fp16", False) else "")),
             ("method", self.params.method if self.params else ""),
+            ("qa_backend", self._qa.summary() if self._qa is not None else ""),
             ("detector", self.params.detector if self.params else ""),
             ("input rate [Hz]", f"{st.input_rate.rate():.2f}"),
             ("processed rate [Hz]", f"{st.processed_rate.rate():.2f}"),

@@ -123,6 +123,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "save_memory/load_memory read and write only under this directory; empty: $ROS_HOME/spatial_ttt "
         "(ROS_HOME defaults to ~/.ros).",
     ),
+    # --- question answering (qa_backend: vlm/qa_backend.py)
+    ParamSpec(
+        "qa_backend",
+        "geometry",
+        "Who answers ~/ask: geometry (the memory's parser and solvers), vlm (Spatial-TTT-nano from the colour "
+        "stream; needs the vlm extra and vlm_checkpoint) or hybrid (questions the parser understands to geometry, "
+        "free-form ones to the VLM). Positions, markers and ~/query always come from the geometry.",
+        choices=("geometry", "vlm", "hybrid"),
+    ),
+    ParamSpec("vlm_checkpoint", "", "vlm/hybrid only: local directory of the Spatial-TTT-nano weights and tokenizer (never downloaded)."),
+    ParamSpec(
+        "vlm_dtype",
+        "auto",
+        "vlm/hybrid only: precision of the VLM: auto (bfloat16 on a GPU, float32 on the CPU), float32, float16 or bfloat16. "
+        "It runs on `device`.",
+        choices=("auto", "float32", "float16", "bfloat16"),
+    ),
+    ParamSpec(
+        "vlm_keyframe_interval_s",
+        1.0,
+        "vlm/hybrid only: a colour frame becomes a VLM keyframe when at least this long after the last one [s]; "
+        "0 = every processed frame.",
+        0.0,
+        3600.0,
+    ),
+    ParamSpec("vlm_max_new_tokens", 24, "vlm/hybrid only: most tokens the VLM generates per answer.", 1, 1024, step=1),
     # --- outputs
     ParamSpec("description_period_s", 1.0, "Period of ~/scene_description and ~/markers [s]; 0 = off.", 0.0, 3600.0),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics [s]; 0 = off.", 0.0, 3600.0),
@@ -180,6 +206,11 @@ class NodeParams:
     fp16: bool
     model_threads: int
     memory_dir: str
+    qa_backend: str
+    vlm_checkpoint: str
+    vlm_dtype: str
+    vlm_keyframe_interval_s: float
+    vlm_max_new_tokens: int
     description_period_s: float
     diagnostics_period_s: float
     log_throttle_s: float

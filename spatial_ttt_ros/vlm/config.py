@@ -43,6 +43,9 @@ class SpatialTTTConfig:
     ttt_nope: bool = False
     base_lr: float = 1e-3
     fw_init_gain: float = 0.5
+    # Keyframe size (height, width) in pixels fed to the vision tower: the official
+    # evaluation's 352 x 480 (165 merged tokens per keyframe).
+    frame_size: tuple[int, int] = (352, 480)
     extra: dict = field(default_factory=dict)
 
     def is_lact(self, layer_idx: int) -> bool:
@@ -61,6 +64,8 @@ class SpatialTTTConfig:
             if isinstance(layers, str):  # the official "0/1/2/4/..." form
                 layers = [int(x) for x in layers.split("/") if x.strip()]
             known["lact_layers"] = tuple(int(x) for x in layers)
+        if "frame_size" in known:
+            known["frame_size"] = tuple(int(x) for x in known["frame_size"])
         return cls(**known)
 
     def save(self, directory: str | Path) -> None:

@@ -86,3 +86,89 @@ def answer_routed(
             except Exception as exc:  # a question the other backend cannot take
                 result.errors[other_name] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+class QARouter:
+    """What the node and the evaluation hold: the qa_backend mode and, when the mode
+    needs it, the VLM stream (frames in, questions routed). Built by `build_router`."""
+
+    def __init__(self, mode: str, stream=None):
+        if mode not in QA_BACKENDS:
+            raise ValueError(f"qa_backend must be one of {QA_BACKENDS}, not {mode!r}")
+        if mode != "geometry" and stream is None:
+            raise ValueError(f"qa_backend {mode} needs a VLM stream")
+        self.mode = mode
+        self.stream = stream
+        self.vlm = VLMAnswerer(stream) if stream is not None else None
+        self.keyframes = 0  # taken by the VLM since the last reset
+
+    def summary(self) -> str:
+        """One line for /diagnostics: the mode and the VLM stream's size."""
+        if self.stream is None:
+            return self.mode
+        return f"{self.mode} (VLM: {self.keyframes} keyframes, {self.state_bytes()} state bytes)"
+
+    @property
+    def uses_vlm(self) -> bool:
+        return self.stream is not None
+
+    def offer_frame(self, rgb, stamp: float) -> bool:
+        """A colour frame for the VLM; True when it was taken as a keyframe."""
+        if self.stream is None or not self.stream.offer_frame(rgb, stamp):
+            return False
+        self.keyframes += 1
+        return True
+
+    def reset(self) -> None:
+        if self.stream is not None:
+            self.stream.reset()
+        self.keyframes = 0
+
+    def state_bytes(self) -> int:
+        return int(self.stream.state_bytes()) if self.stream is not None else 0
+
+    def route(self, question: str, options: list[str] | None) -> str:
+        return route(question, options, self.mode)
+
+    def answer(self, question: str, options: list[str] | None,
+               geometry: Callable[[str, list[str] | None], Answer], record_both: bool = False) -> RoutedAnswer:
+        return answer_routed(question, options, self.mode, geometry, self.vlm, record_both)
+
+
+def build_router(
+    mode: str,
+    checkpoint: str | None = None,
+    dtype: str = "auto",
+    device: str = "cpu",
+    keyframe_interval_s: float = 1.0,
+    max_new_tokens: int = 24,
+) -> QARouter:
+    """The router for `mode`; for vlm / hybrid, load the model from the local `checkpoint`
+    directory onto `device` (dtype auto: bfloat16 on a GPU, float32 on the CPU).
+    Raises ImportError (the `vlm` extra is missing), FileNotFoundError (no checkpoint
+    there) or ValueError, each with a one-line reason."""
+    if mode not in QA_BACKENDS:
+        raise ValueError(f"qa_backend must be one of {', '.join(QA_BACKENDS)}, not {mode!r}")
+    if mode == "geometry":
+        return QARouter(mode)
+    from pathlib import Path
+
+    from . import MISSING_EXTRA, available
+
+    if not available():
+        raise ImportError(f"qa_backend {mode}: {MISSING_EXTRA}")
+    if not checkpoint or not str(checkpoint).strip():
+        raise ValueError(f"qa_backend {mode} needs vlm_checkpoint: the local directory of the downloaded weights")
+    path = Path(checkpoint).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"vlm_checkpoint {path}: no config.json there (download the weights first, see README)")
+    from .engine import SpatialTTTEngine
+    from .loader import load_model, load_tokenizer
+    from .streamer import VLMStream
+
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    model, cfg = load_model(path, dtype=dtype, device=device)
+    stream = VLMStream(SpatialTTTEngine(model, cfg), load_tokenizer(path), keyframe_interval_s=keyframe_interval_s,
+                       frame_size=tuple(cfg.frame_size), max_new_tokens=max_new_tokens)
+    return QARouter(mode, stream)

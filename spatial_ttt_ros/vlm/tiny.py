@@ -61,6 +61,7 @@ def tiny_ttt_config() -> SpatialTTTConfig:
     # small chunk and windows so that a few frames cross chunk ends and evict cache entries
     return SpatialTTTConfig(
         lact_layers=(0, 1, 2), num_lact_heads=2, lact_chunk_size=24, window_size=20, anchor_window=40,
+        frame_size=TINY_FRAME,
     )
 
 
