@@ -30,6 +30,10 @@ Value channels (targets ``v``):
            the novelty exp(-held evidence / NOVELTY) read before the step, so they keep
            *when something was first seen* at a place instead of the latest sighting
     22     free floor: 1 for floor samples along depth rays, 0 for objects
+    23     object mass: 1 for objects, 0 for see-through free space (the denominator of 16..19)
+
+Channels 16..21 and 23 are ratios of observations; they are written on the finest key level
+only (``FINE_ONLY``; the caller's ``update_mask``), class evidence and free floor on all.
 
 Per-token learning rates eta come from the token (memory/learned_memory.py: detection
 score, range, viewing angle, depth validity) and a per-channel mask: floor samples write
@@ -53,7 +57,11 @@ CH_SIZE = CH_Z + 1
 CH_BIRTH = CH_SIZE + 3
 CH_BIRTH_T = CH_BIRTH + 1
 CH_FREE = CH_BIRTH_T + 1
-N_CHANNELS = CH_FREE + 1
+CH_MASS = CH_FREE + 1
+N_CHANNELS = CH_MASS + 1
+# Channels read as ratios (means of what was observed at a place): kept on the finest key level
+# only, so a coarse cell shared with the neighbours does not lend them its height, size or birth.
+FINE_ONLY = (CH_Z, CH_SIZE, CH_SIZE + 1, CH_SIZE + 2, CH_BIRTH, CH_BIRTH_T, CH_MASS)
 NOVELTY = 0.05  # held evidence at which the birth channels' rate falls to 1/e
 
 
@@ -62,10 +70,12 @@ def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:
     return (weight.unsqueeze(-1) * w[index]).sum(-2)
 
 
-def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True) -> Tensor:
+def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True,
+         update_mask: Tensor | None = None) -> Tensor:
     """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C].
 
-    index/weight [N, J]; target, eta [N, C] (eta 0: channel not written by that token).
+    index/weight [N, J]; target, eta [N, C] (eta 0: channel not written by that token);
+    update_mask [E, C] (0: that entry never holds that channel).
     Birth-channel gating is applied by the caller through ``eta`` (see ``novelty_gate``).
     ``error_term=False`` is the ablation with additive writes: the step of the linear loss
     -sum eta <f(x), v>, whose gradient ignores what the memory holds (no preconditioner either:

@@ -120,12 +120,12 @@ class LearnedTTTMemory:
     def _inventory_from_reads(self, reads: torch.Tensor, xs: np.ndarray, ys: np.ndarray) -> Inventory:
         with torch.no_grad():
             if self.trained_readout:
-                x, heat, size = self.model.read_out(reads)
+                x, heat, size, offset = self.model.read_out(reads)
             else:
                 x = grid_inputs(reads)
                 heat = torch.logit(reads[..., :N_CLASSES].permute(2, 0, 1).clamp(1e-4, 1 - 1e-4))
-                size = torch.zeros(3, *heat.shape[1:])
-        found = decode(x, heat, size, xs, ys, self.threshold)
+                size, offset = torch.zeros(3, *heat.shape[1:]), torch.zeros(2, *heat.shape[1:])
+        found = decode(x, heat, size, offset, xs, ys, self.threshold)
         objects = [
             InventoryObject(
                 label=CLASSES[o.class_id],

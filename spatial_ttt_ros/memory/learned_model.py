@@ -60,6 +60,10 @@ class LearnedMapModel(nn.Module):
             for kind, r in INIT_RATES.items():
                 self.rate_head.bias[kind] = float(np.log(r / (1 - r)))
         self.readout = ReadoutNet(self.cfg.readout_hidden)
+        mask = torch.ones(self.keys.n_entries, lm.N_CHANNELS)
+        fine = self.keys.levels[0].cells ** 2  # the finest level's entries come first
+        mask[fine:, list(lm.FINE_ONLY)] = 0.0
+        self.register_buffer("update_mask", mask, persistent=False)
 
     @property
     def n_entries(self) -> int:
@@ -86,7 +90,7 @@ class LearnedMapModel(nn.Module):
         held = lm.evidence(lm.read(w, index, weight)).detach()
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
-        return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term)
+        return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term, update_mask=self.update_mask)
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.
@@ -105,8 +109,9 @@ class LearnedMapModel(nn.Module):
         index, weight = self.keys(q)
         return lm.read(w, index, weight).reshape(len(ys), len(xs), -1), xs, ys
 
-    def read_out(self, reads: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """reads [H, W, C] -> (inputs [N_INPUTS, H, W], heat logits [K, H, W], size correction [3, H, W])."""
+    def read_out(self, reads: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """reads [H, W, C] -> (inputs [N_INPUTS, H, W], heat logits [K, H, W], size correction [3, H, W],
+        centre offset [2, H, W] in cells)."""
         x = grid_inputs(reads)
-        heat, size = self.readout(x.unsqueeze(0))
-        return x, heat[0], size[0]
+        heat, size, offset = self.readout(x.unsqueeze(0))
+        return x, heat[0], size[0], offset[0]

@@ -8,9 +8,9 @@
    predicts per cell and class an object-centre heatmap and a log-size correction. It is
    trained on the map's reads at the end of long simulated streams (training/learned_train.py).
 3. Decoding (``decode``): per class, cells that are the largest of their 3 x 3 neighbourhood
-   with a heatmap above the threshold are objects; the centre is the heat-weighted centroid
-   around the peak, height and size the ratios at the peak (size corrected by the CNN),
-   first seen the earliest birth time around it.
+   with a heatmap above the threshold are objects; the centre is the cell moved by the CNN's
+   offset, height and size the ratios at the peak (size corrected by the CNN), first seen the
+   earliest birth time among the neighbouring cells that hold the class.
 
 The room is the seen floor (``seen_floor``): cells whose free channel holds at least
 ``MIN_FREE``, gaps closed and holes under furniture filled (memory/occupancy.py), eroded by
@@ -31,6 +31,7 @@ from spatial_ttt_ros.memory.learned_map import (
     CH_BIRTH,
     CH_BIRTH_T,
     CH_FREE,
+    CH_MASS,
     CH_SIZE,
     CH_Z,
     SIZE_POWER,
@@ -42,7 +43,10 @@ from spatial_ttt_ros.perception.tokens import N_CLASSES
 GRID_RES = 0.2  # m per location query
 GRID_MARGIN = 1.0  # m around what was written
 MAX_GRID = 256  # cells per side at most (51 m at 0.2 m); larger spaces are read more coarsely
-N_INPUTS = N_CLASSES + 8
+# CNN input channels: class evidence (N_CLASSES), then these
+IN_EVIDENCE, IN_FREE, IN_Z, IN_LOG_SIZE, IN_BIRTH_MASS, IN_BIRTH_T, IN_MASS = (N_CLASSES + i for i in (0, 1, 2, 3, 6, 7, 8))
+N_INPUTS = N_CLASSES + 9
+MAX_OFFSET = 1.5  # cells: how far the learned centre offset may move a peak
 MIN_FREE = 0.5
 FLOOR_ERODE = 0.2  # m
 
@@ -61,7 +65,8 @@ def grid_axes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
 def grid_inputs(reads: Tensor) -> Tensor:
     """Map reads [H, W, C] -> CNN inputs [N_INPUTS, H, W] (scale-free: ratios are means of observations)."""
     p = evidence(reads)  # [H, W]
-    den = p.clamp_min(0.05)
+    mass = reads[..., CH_MASS]
+    den = mass.clamp_min(0.05)
     z = (reads[..., CH_Z] / den).clamp(-1.0, 3.0)
     size_pow = (reads[..., CH_SIZE : CH_SIZE + 3] / den.unsqueeze(-1)).clamp_min(1e-6)
     log_size = (size_pow.log() / SIZE_POWER).clamp(-4.0, 1.5)  # [H, W, 3]
@@ -74,13 +79,15 @@ def grid_inputs(reads: Tensor) -> Tensor:
         z.unsqueeze(-1),
         log_size,
         bm.unsqueeze(-1),
-        (bt * (p > 0.05)).unsqueeze(-1),
+        (bt * (mass > 0.05)).unsqueeze(-1),
+        mass.unsqueeze(-1),
     ]
     return torch.cat(feats, -1).permute(2, 0, 1)
 
 
 class ReadoutNet(nn.Module):
-    """[B, N_INPUTS, H, W] -> (heat logits [B, N_CLASSES, H, W], log-size correction [B, 3, H, W])."""
+    """[B, N_INPUTS, H, W] -> (heat logits [B, N_CLASSES, H, W], log-size correction [B, 3, H, W],
+    centre offset [B, 2, H, W] in cells, within +-MAX_OFFSET)."""
 
     def __init__(self, hidden: int = 32) -> None:
         super().__init__()
@@ -95,13 +102,15 @@ class ReadoutNet(nn.Module):
         self.skip = nn.Conv2d(N_INPUTS, hidden, 1)
         self.heat = nn.Conv2d(hidden, N_CLASSES, 1)
         self.size = nn.Conv2d(hidden, 3, 1)
+        self.offset = nn.Conv2d(hidden, 2, 1)
         nn.init.constant_(self.heat.bias, -2.2)  # CenterNet's prior: few cells are centres
-        nn.init.zeros_(self.size.weight)
-        nn.init.zeros_(self.size.bias)
+        for head in (self.size, self.offset):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.body(x) + self.skip(x)
-        return self.heat(h), self.size(h)
+        return self.heat(h), self.size(h), MAX_OFFSET * torch.tanh(self.offset(h))
 
 
 @dataclass
@@ -114,8 +123,9 @@ class GridObject:
     score: float
 
 
-def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, xs: np.ndarray, ys: np.ndarray, threshold: float) -> list[GridObject]:
-    """One map's CNN outputs (no batch dim) -> objects, strongest first."""
+def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tensor, xs: np.ndarray, ys: np.ndarray,
+           threshold: float) -> list[GridObject]:
+    """One map's CNN outputs (no batch dim; offset [2, H, W] in cells) -> objects, strongest first."""
     heat = torch.sigmoid(heat_logits)  # [K, H, W]
     peaks = (heat >= F.max_pool2d(heat.unsqueeze(0), 3, 1, 1)[0]) & (heat >= threshold)
     res = float(xs[1] - xs[0]) if len(xs) > 1 else GRID_RES
@@ -123,28 +133,26 @@ def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, xs: np.ndarra
     out = []
     for c, iy, ix in zip(*torch.nonzero(peaks, as_tuple=True)):
         c, iy, ix = int(c), int(iy), int(ix)
-        y0, y1, x0, x1 = max(iy - 1, 0), min(iy + 2, hgt), max(ix - 1, 0), min(ix + 2, wid)
-        w = heat[c, y0:y1, x0:x1].double().numpy()
-        gx, gy = np.meshgrid(xs[x0:x1], ys[y0:y1])
-        xy = np.array([(w * gx).sum(), (w * gy).sum()]) / max(w.sum(), 1e-9)
-        log_size = inputs[N_CLASSES + 3 : N_CLASSES + 6, iy, ix] + size_corr[:, iy, ix]
-        # first seen: the earliest birth time around the peak among cells that hold a birth
-        b0, b1, a0, a1 = max(iy - 2, 0), min(iy + 3, hgt), max(ix - 2, 0), min(ix + 3, wid)
-        bm = inputs[N_CLASSES + 6, b0:b1, a0:a1]
-        bt = inputs[N_CLASSES + 7, b0:b1, a0:a1]
-        born = bm >= 0.5 * float(bm.max())
+        xy = np.array([xs[ix], ys[iy]]) + res * offset[:, iy, ix].double().numpy()
+        log_size = inputs[IN_LOG_SIZE : IN_LOG_SIZE + 3, iy, ix] + size_corr[:, iy, ix]
+        # first seen: the earliest birth time among the cells around the peak that hold this class
+        # (a neighbour of another class, seen earlier, does not lend its birth)
+        b0, b1, a0, a1 = max(iy - 1, 0), min(iy + 2, hgt), max(ix - 1, 0), min(ix + 2, wid)
+        own = inputs[c, b0:b1, a0:a1]
+        bm = inputs[IN_BIRTH_MASS, b0:b1, a0:a1]
+        bt = inputs[IN_BIRTH_T, b0:b1, a0:a1]
+        born = (bm >= 0.5 * float(bm.max())) & (own >= 0.5 * float(inputs[c, iy, ix]))
         t_first = float(bt[born].min()) if bool(born.any()) and float(bm.max()) > 0.02 else 0.0
         out.append(
             GridObject(
                 class_id=c,
                 xy=xy,
-                z=float(inputs[N_CLASSES + 2, iy, ix]),
+                z=float(inputs[IN_Z, iy, ix]),
                 size=np.exp(log_size.double().numpy()),
                 first_seen=max(t_first, 0.0),
                 score=float(heat[c, iy, ix]),
             )
         )
-    _ = res
     out.sort(key=lambda o: -o.score)
     return out
 

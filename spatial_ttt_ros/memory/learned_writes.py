@@ -3,7 +3,7 @@
 Three kinds of write tokens per frame (arrays from ``perception.tokens.FrameTokens``):
 
 - object tokens: one per detected object, at its world centre; targets the class one-hot,
-  height, size^p, birth (1, t) and free = 0 (memory/learned_map.py's channels);
+  height, size^p, birth (1, t), mass = 1 and free = 0 (memory/learned_map.py's channels);
 - see-through tokens: points along each geometry cell's central ray, short of the nearest
   surface in that cell (``free_range``) and low enough (``SEE_THROUGH_MAX_Z``) that an object
   standing there would have been in the way; every channel's target is 0 except free = 1,
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spatial_ttt_ros.memory.learned_map import CH_BIRTH, CH_BIRTH_T, CH_FREE, CH_SIZE, CH_Z, N_CHANNELS, SIZE_POWER
+from spatial_ttt_ros.memory.learned_map import CH_BIRTH, CH_BIRTH_T, CH_FREE, CH_MASS, CH_SIZE, CH_Z, N_CHANNELS, SIZE_POWER
 from spatial_ttt_ros.perception.tokens import EGO_FIELDS, GEO_FIELDS, N_CLASSES, OBJ_FIELDS
 
 KIND_OBJECT, KIND_SEE_THROUGH, KIND_FLOOR = 0, 1, 2
@@ -78,6 +78,7 @@ def _objects(ego: Tensor, obj: Tensor) -> WriteTokens:
     target[:, CH_SIZE : CH_SIZE + 3] = size.pow(SIZE_POWER)
     target[:, CH_BIRTH] = 1.0
     target[:, CH_BIRTH_T] = t[:, 0]
+    target[:, CH_MASS] = 1.0
     d = c - cam
     rng = d.norm(dim=-1).clamp_min(1e-3)
     off_axis = torch.acos(((d @ fwd) / rng).clamp(-1.0, 1.0))

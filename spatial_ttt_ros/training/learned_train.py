@@ -5,7 +5,7 @@ chunk by chunk, with gradients through every write (the whole stream, 300 to 3,0
 no truncation; the fast weights are < 1 MiB, so the graph of a 1,000-frame stream is a few
 hundred MB); the map is read on its grid at the end and the readout's heatmaps are scored
 against the scene's objects seen so far (CenterNet focal loss, Gaussian targets) plus an L1
-loss on log sizes at the object centres. Trained: the readout CNN, the learning-rate heads
+loss on log sizes and on the centre offsets at the object centres. Trained: the readout CNN, the learning-rate heads
 and the key level gains.
 
     spatial-ttt train --cache runs/learned_cache --out runs/learned --steps 1500 --seed 0
@@ -29,7 +29,7 @@ import torch
 from spatial_ttt_ros.classes import CLASS_TO_ID
 from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
 from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
-from spatial_ttt_ros.memory.learned_readout import GRID_RES, heatmap_loss
+from spatial_ttt_ros.memory.learned_readout import GRID_RES, IN_LOG_SIZE, IN_MASS, heatmap_loss
 from spatial_ttt_ros.memory.learned_writes import WriteTokens, frame_writes
 from spatial_ttt_ros.memory.learned_memory import frames_to_tensors
 from spatial_ttt_ros.training.learned_data import VAL_SEEDS, CachedStream, load_stream
@@ -98,20 +98,22 @@ def final_reads(model: LearnedMapModel, chunks, lo, hi, variant: str = "ttt"):
 
 def stream_loss(model: LearnedMapModel, chunks, lo, hi, truth, variant: str = "ttt"):
     reads, xs, ys = final_reads(model, chunks, lo, hi, variant)
-    x, heat, size = model.read_out(reads)
+    x, heat, size, offset = model.read_out(reads)
     ids, centres, sizes = truth
     target, cells = _targets(ids, centres, xs, ys, heat.shape[0])
     loss_heat = heatmap_loss(heat, target)
-    loss_size = torch.zeros(())
+    loss_box = torch.zeros(())
     if cells:
         iy = torch.tensor([c[0] for c in cells])
         ix = torch.tensor([c[1] for c in cells])
-        n = x.shape[0] - 8
-        pred = (x[n + 3 : n + 6, iy, ix] + size[:, iy, ix]).T  # [K, 3]
-        held = x[n, iy, ix] > 0.05
+        res = float(xs[1] - xs[0])
+        pred_size = (x[IN_LOG_SIZE : IN_LOG_SIZE + 3, iy, ix] + size[:, iy, ix]).T  # [K, 3]
+        want_off = torch.from_numpy((centres[:, :2] - np.stack([xs[ix.numpy()], ys[iy.numpy()]], -1)) / res).float()
+        held = x[IN_MASS, iy, ix] > 0.05
         if bool(held.any()):
-            loss_size = (pred - torch.from_numpy(np.log(sizes)).float()).abs()[held].mean()
-    return loss_heat + loss_size, float(loss_heat), float(loss_size)
+            loss_box = (pred_size - torch.from_numpy(np.log(sizes)).float()).abs()[held].mean()
+            loss_box = loss_box + (offset[:, iy, ix].T - want_off).abs()[held].mean()
+    return loss_heat + loss_box, float(loss_heat.detach()), float(loss_box.detach())
 
 
 def train(a: argparse.Namespace) -> int:
@@ -142,7 +144,7 @@ def train(a: argparse.Namespace) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        rec = {"step": step, "stream": p.name, "loss": float(loss), "heat": lh, "size": ls, "s": round(time.perf_counter() - t0, 1)}
+        rec = {"step": step, "stream": p.name, "loss": float(loss), "heat": lh, "box": ls, "s": round(time.perf_counter() - t0, 1)}
         log.write(json.dumps(rec) + "\n")
         log.flush()
         if step % 20 == 0 or step == a.steps:

@@ -65,10 +65,6 @@ class BackboneConfig:
         if self.window_frames < 1 or self.chunk_frames < 1:
             raise ValueError("window_frames and chunk_frames must be >= 1")
 
-    @property
-    def n_objects(self) -> int:
-        return self.tokens_per_frame - 1 - self.grid_hw[0] * self.grid_hw[1]
-
     def is_anchor(self, layer: int) -> bool:
         return (not self.full_context) and self.anchor_every > 0 and (layer + 1) % self.anchor_every == 0
 
