@@ -10,6 +10,12 @@ episodes, ``save``/``load`` to resume. ``on_stage``, when set, is called after e
 frame with each stage's duration (``STAGES``: detect, tokenize (lift + noise +
 tokenise), memory (the write)) for the node's diagnostics and the replay's timing CSV.
 
+``read_out()`` decodes the memory once into an immutable ``ReadOut`` (inventory, room,
+description, counters) that any number of readers can answer from while the writer goes
+on: the node's worker makes one when ``read_out_due()`` says so (every frame for the object
+map, once per written chunk for the learned memories, whose decode costs tens of
+milliseconds) and its services never touch the memory itself.
+
 Saved state is two files: the memory's own state at ``path`` (safetensors or JSON,
 whatever the memory writes, never pickle) and ``<path>.pipeline.json`` with the
 pipeline metadata (memory name, stream start and last stamp, frames processed,
@@ -41,6 +47,26 @@ PIPELINE_FORMAT_VERSION = 1
 
 
 STAGES = ("detect", "tokenize", "memory")
+
+
+@dataclass(frozen=True)
+class ReadOut:
+    """The memory's read-out state at one moment, never changed after it is made.
+
+    ``stamp`` is the newest frame it includes (the answers' header stamp, so a caller
+    sees how stale it is); ``frames`` the frames processed by then; ``version`` the
+    pipeline's write count it was decoded at; ``made_at`` time.monotonic() when made.
+    """
+
+    inventory: Inventory
+    description: str
+    frames: int
+    stamp: float
+    version: int
+    made_at: float
+    counters: dict = field(default_factory=dict)
+
+
 DETECTORS = ("labels", "onnx")
 
 
@@ -126,6 +152,14 @@ class SpatialMemoryPipeline:
         self._last_stamp: float | None = None
         self._frames = 0
         self._inventory: Inventory | None = None  # cached until the next frame
+        self.version = 0  # bumped by every change of the memory (frame, reset, load)
+        self._read_out_version = 0  # version of the last read_out()
+        # Frames between two read-outs while frames stream: a learned memory writes a chunk of
+        # frames in one step and its decode costs tens of ms, so it is decoded once per chunk;
+        # the object map's inventory is cheap (about 2 ms), so every frame.
+        cfg = getattr(getattr(memory, "model", None), "cfg", None)
+        self.read_out_every = max(1, int(getattr(cfg, "chunk_frames", 1)))
+        self._chunk_written = False
 
     @property
     def frames_processed(self) -> int:
@@ -142,6 +176,7 @@ class SpatialMemoryPipeline:
         self._last_stamp = None
         self._frames = 0
         self._inventory = None
+        self.version += 1
 
     def process(self, frame: CameraFrame) -> FrameTokens:
         """Detect, lift, tokenise and write one frame into the memory; returns its tokens."""
@@ -160,7 +195,10 @@ class SpatialMemoryPipeline:
         t1 = time.perf_counter()
         _, tokens = self.front_end.process(frame, detections)
         t2 = time.perf_counter()
+        pending = len(getattr(self.memory, "pending", ()))
         self.memory.observe(tokens)
+        # The memory wrote its buffered frames in one step (a learned memory's chunk).
+        self._chunk_written = pending > 0 and not getattr(self.memory, "pending", ())
         if self.on_stage is not None:
             t3 = time.perf_counter()
             for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
@@ -168,7 +206,33 @@ class SpatialMemoryPipeline:
         self._last_stamp = stamp
         self._frames += 1
         self._inventory = None
+        self.version += 1
         return tokens
+
+    def read_out_due(self) -> bool:
+        """A read-out is due: the memory changed and has just written its pending frames (a
+        chunk boundary: decoding then needs no extra step on a copy), or ``read_out_every``
+        changes happened since the last read-out (the bound on staleness)."""
+        behind = self.version - self._read_out_version
+        return behind >= self.read_out_every or (behind > 0 and self._chunk_written)
+
+    def read_out(self) -> ReadOut:
+        """Decode the memory now into an immutable ``ReadOut`` (the caller serialises this with
+        writes: it reads the memory)."""
+        inventory = self.inventory()
+        from spatial_ttt_ros.reasoning.describe import describe
+
+        out = ReadOut(
+            inventory=inventory,
+            description=describe(inventory),
+            frames=self._frames,
+            stamp=float(inventory.stamp),
+            version=self.version,
+            made_at=time.monotonic(),
+            counters=self.counters(),
+        )
+        self._read_out_version = self.version
+        return out
 
     def inventory(self) -> Inventory:
         """The scene inventory decoded from the current memory (cached between frames)."""
@@ -260,3 +324,4 @@ class SpatialMemoryPipeline:
         self._last_stamp = None if meta.get("last_stamp") is None else float(meta["last_stamp"])
         self._frames = int(meta.get("frames", 0))
         self._inventory = None
+        self.version += 1

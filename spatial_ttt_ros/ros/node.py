@@ -10,8 +10,15 @@ Thin glue over ``pipeline.SpatialMemoryPipeline``:
 
 Callbacks never wait on the model: inputs are paired by stamp (``frame_sync``),
 checked (camera_info present, encodings, sizes, stamp order) and offered to a
-bounded drop-oldest queue (``worker``). One lock guards the pipeline, so a model step
-and an answer never interleave; services answer from the latest state.
+bounded drop-oldest queue (``worker``). Only the worker writes and decodes the memory:
+after each write it publishes, when due, an immutable ``pipeline.ReadOut`` (inventory,
+room, description; every frame for the object map, once per chunk for the learned
+memory, and once a stream pauses), and ``~/ask``, ``~/query``, ``~/describe`` and the
+periodic outputs answer from the latest one without taking any lock (read-only services
+share a reentrant callback group, so they run side by side). The pipeline lock is left
+to the worker and the services that change the memory (reset, save, load). Every depth
+frame is followed from its subscription to the memory (``stats.FrameLedger``): received =
+processed + dropped (by reason) + in flight, on /diagnostics.
 
 Stamps going backwards by more than ``time_jump_threshold_s`` (a replayed bag
 restarting) reset the memory with a warning (``on_time_jump: reset``, default) or
@@ -37,7 +44,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -49,7 +56,7 @@ from visualization_msgs.msg import MarkerArray
 from spatial_ttt_ros import topics
 from spatial_ttt_ros.classes import CLASS_TO_ID, canonical_class
 from spatial_ttt_ros.frames import CameraFrame
-from spatial_ttt_ros.pipeline import PipelineConfig, SpatialMemoryPipeline
+from spatial_ttt_ros.pipeline import PipelineConfig, ReadOut, SpatialMemoryPipeline
 from spatial_ttt_ros.pipeline import build_pipeline as build_core_pipeline
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import SceneDescription
@@ -75,7 +82,7 @@ from spatial_ttt_ros.ros.memory_files import (
 )
 from spatial_ttt_ros.ros.params import NodeParams, check_parameter, declare_parameters, read_parameters
 from spatial_ttt_ros.ros.input_limits import MAX_QUESTION_CHARS, compressed_image_size
-from spatial_ttt_ros.ros.stats import NodeStats, safe_text
+from spatial_ttt_ros.ros.stats import FrameLedger, NodeStats, safe_text
 from spatial_ttt_ros.ros.worker import FrameWorker, WorkItem
 from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
 
@@ -87,6 +94,9 @@ except ImportError:  # pragma: no cover - depends on the machine
 NODE_NAME = "spatial_ttt"
 MAX_STAMP_S = 2.0**31  # builtin_interfaces/Time.sec is an int32
 JUMP_CONFIRM_FRAMES = 3  # consecutive frames that must agree before the stream's time line switches
+# Executor threads: one for the inputs (a mutually exclusive group), the rest for read-only services
+# side by side and the timers; more only adds GIL contention on a small CPU.
+EXECUTOR_THREADS = 6
 
 # Input name -> the topic the node subscribes to: relative names (ROS convention), so a
 # namespace moves them with the node (/robot1/camera/...) and remapping works as usual.
@@ -184,7 +194,10 @@ class SpatialTTTNode(LifecycleNode):
         self.device = "cpu"
         self.pipeline = None
         self._qa = None  # vlm/qa_backend.QARouter: who answers ~/ask (the VLM stream when qa_backend needs it)
-        self._pipeline_lock = threading.RLock()  # model steps and answers never interleave
+        # The worker's writes and decodes against reset/save/load; never taken by a question.
+        self._pipeline_lock = threading.RLock()
+        self._read_out: ReadOut | None = None  # replaced whole by the worker, read without a lock
+        self.ledger = FrameLedger()  # every depth frame from the subscription to the memory
         self._sync_lock = threading.Lock()
         self._log_times: dict[str, float] = {}
         self._answers_given = 0
@@ -258,6 +271,7 @@ class SpatialTTTNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.params = p
         self.pipeline = pipeline
+        self._read_out = pipeline.read_out()  # the empty memory: services answer from the start
         self._qa = qa
         self.configure_error = ""
         self._label_table = label_id_table(p.class_names)
@@ -276,15 +290,20 @@ class SpatialTTTNode(LifecycleNode):
                 MarkerArray, "~/markers", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             ),
         }
-        group = MutuallyExclusiveCallbackGroup()  # services queue behind each other, not behind frames
-        service = lambda t, name, cb: self.create_service(t, name, self._guarded(cb, t), callback_group=group)  # noqa: E731
+        # Questions read an immutable snapshot, so any number run at once (reentrant group); the
+        # services that change the memory queue behind each other (they take the pipeline lock).
+        readers, writers = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
+
+        def service(t, name, cb, group):
+            return self.create_service(t, name, self._guarded(cb, t), callback_group=group)
+
         self._node_services = [
-            service(Ask, "~/ask", self._on_ask),
-            service(Query, "~/query", self._on_query),
-            service(Describe, "~/describe", self._on_describe),
-            service(Trigger, "~/reset", self._on_reset),
-            service(SaveMemory, "~/save_memory", self._on_save),
-            service(LoadMemory, "~/load_memory", self._on_load),
+            service(Ask, "~/ask", self._on_ask, readers),
+            service(Query, "~/query", self._on_query, readers),
+            service(Describe, "~/describe", self._on_describe, readers),
+            service(Trigger, "~/reset", self._on_reset, writers),
+            service(SaveMemory, "~/save_memory", self._on_save, writers),
+            service(LoadMemory, "~/load_memory", self._on_load, writers),
         ]
         self._start_diagnostics(p.diagnostics_period_s)
         self.get_logger().info(
@@ -310,7 +329,8 @@ class SpatialTTTNode(LifecycleNode):
         )
         self._timeline = TimeLine(p.time_jump_threshold_s, JUMP_CONFIRM_FRAMES)
         self._pose_topic_in_use = None
-        self._worker = FrameWorker(p.queue_size, self._process_frame, self._on_new_generation, self._on_worker_error)
+        self._worker = FrameWorker(p.queue_size, self._process_frame, self._on_new_generation, self._on_worker_error,
+                                   ledger=self.ledger, on_idle=self._catch_up_read_out)
         self._worker.start()
 
         qos = QoSProfile(
@@ -403,7 +423,11 @@ class SpatialTTTNode(LifecycleNode):
         self._input_subs, self._periodic_timers = {}, []
         worker, self._worker = self._worker, None  # callbacks in flight see None and return
         if worker is not None:
-            worker.stop()
+            worker.stop()  # frames still queued are counted as dropped ("stopped")
+        with self._sync_lock:
+            if self._sync is not None:  # frames waiting for partners never will now
+                self.ledger.drop("sync", "stopped", self._sync.clear())
+            self._sync = None
         self._tf_listener = None
         self._tf_buffer = None
 
@@ -526,14 +550,29 @@ class SpatialTTTNode(LifecycleNode):
             )
 
     def _add(self, stream: str, msg, item=None) -> None:
+        # A frame is a depth message (the synchroniser's anchor): counted as received here, and
+        # from now on every way out of the node is counted in the ledger.
+        anchor = stream == "depth"
+        if anchor:
+            self.ledger.receive()
         stamp = conv.stamp_to_sec(msg.header.stamp)
         if not (0.0 <= stamp < MAX_STAMP_S):
+            if anchor:
+                self.ledger.drop("sync", "bad_stamp")
             self._problem("bad_stamp", f"{stream} message stamped {stamp:.3f} s: dropped (stamps are seconds since the epoch)")
             return
         with self._sync_lock:
-            if self._sync is None:
+            sync = self._sync
+            if sync is None:
+                if anchor:
+                    self.ledger.drop("sync", "inactive")
                 return
-            result = self._sync.add(stream, stamp, msg if item is None else item)
+            result = sync.add(stream, stamp, msg if item is None else item)
+            # Counted under the sync lock, so the ledger's "sync" count is the anchors buffered.
+            self.ledger.drop("sync", "time_jump", result.discarded_on_jump)
+            for d in result.dropped:  # evicted from a full buffer, or proven to have no partner
+                self.ledger.drop("sync", "sync_overflow" if d.overflow else "sync_no_partner")
+            self.ledger.move("sync", "checks", len(result.sets))
         if result.time_jump:
             self._problem(
                 "input_buffers_cleared",
@@ -542,7 +581,7 @@ class SpatialTTTNode(LifecycleNode):
             )
         for d in result.dropped:
             for missing in d.missing:
-                why = "in time (input buffer full)" if d.overflow else f"within {self._sync.tolerance} s of it"
+                why = "in time (input buffer full)" if d.overflow else f"within {sync.tolerance} s of it"
                 kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
                 hint = ""
                 if d.overflow and missing == "labels":
@@ -559,12 +598,22 @@ class SpatialTTTNode(LifecycleNode):
         # Locals: a lifecycle transition may clear these while a callback is still running.
         worker, params, K, timeline = self._worker, self.params, self._K, self._timeline
         if worker is None or params is None or timeline is None:
+            self.ledger.drop("checks", "inactive")
             return  # deactivated while this frame was being paired
         self.stats.input_rate.tick()
+        reason = self._checked(s, worker, params, K, timeline)
+        if reason is not None:
+            self.ledger.drop("checks", reason)
+            return
+        if not worker.offer(FramePayload(s, K, s.items["depth"].header.frame_id)):
+            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {worker.capacity})")
+
+    def _checked(self, s: SyncedSet, worker: FrameWorker, params: NodeParams, K, timeline: TimeLine) -> str | None:
+        """None when the frame may go to the worker, else why it is dropped (logged and counted)."""
         depth, color = s.items["depth"], s.items["color"]
         if K is None:
             self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {self._topic('camera_info')}")
-            return
+            return "no_camera_info"
         # The stamp first: it is the stream's clock even when the frame's content is refused
         # below, so refused frames do not make the next good ones look like a jump.
         with self._sync_lock:
@@ -572,14 +621,14 @@ class SpatialTTTNode(LifecycleNode):
             verdict = timeline.check(s.stamp, follow_back=params.on_time_jump == "reset")
         if verdict == OUT_OF_ORDER:
             self._problem("out_of_order", f"frame at {s.stamp:.3f} s is not newer than the last ({last:.3f} s): dropped")
-            return
+            return "out_of_order"
         if verdict == HELD:
             self._problem("time_outlier", f"frame at {s.stamp:.3f} s is far from the stream's time ({last:.3f} s): dropped "
                           f"unless {timeline.confirm} frames in a row agree on the new time")
-            return
+            return "time_outlier"
         if verdict == DROP_BACK:
             self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s: frame at {s.stamp:.3f} s dropped (on_time_jump=drop)")
-            return
+            return "time_jump"
         if verdict == NEW_LINE_BACK:
             self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s (to {s.stamp:.3f} s) for "
                           f"{timeline.confirm} frames: memory reset, new stream")
@@ -589,9 +638,8 @@ class SpatialTTTNode(LifecycleNode):
         reason = self._header_problem(depth, color, s.items.get("labels"), params.max_image_pixels)
         if reason is not None:
             self._problem(*reason)
-            return
-        if not worker.offer(FramePayload(s, K, depth.header.frame_id)):
-            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {worker.capacity})")
+            return reason[0]
+        return None
 
     def _header_problem(self, depth: Image, color, labels, max_pixels: int) -> tuple[str, str] | None:
         # Size first, on the header alone: nothing big is decoded or copied before this.
@@ -637,6 +685,7 @@ class SpatialTTTNode(LifecycleNode):
     def _on_new_generation(self, generation: int) -> None:
         with self._pipeline_lock:
             self.pipeline.reset()
+            self._publish_read_out()
         if self._qa is not None:
             self._qa.reset()
         self.get_logger().warning(f"memory reset: a new stream started (generation {generation})")
@@ -653,7 +702,29 @@ class SpatialTTTNode(LifecycleNode):
         )
         return conv.transform_to_matrix(t.transform)
 
-    def _process_frame(self, item: WorkItem) -> None:
+    def _publish_read_out(self) -> None:
+        """Decode the memory into a fresh immutable snapshot and swap it in (one reference
+        assignment: readers see the old or the new one, never half of either). Called with
+        the pipeline lock held, on the worker or in a service that changed the memory."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        t0 = time.perf_counter()
+        with self._autocast():
+            self._read_out = pipeline.read_out()
+        self.stats.latency["read_out"].add(time.perf_counter() - t0)
+
+    def _catch_up_read_out(self) -> None:
+        """The worker is idle (the stream paused): include the frames written since the last
+        snapshot, so a robot that stopped gets answers about everything it saw."""
+        with self._pipeline_lock:
+            pipeline = self.pipeline
+            if pipeline is not None and (self._read_out is None or self._read_out.version != pipeline.version):
+                self._publish_read_out()
+
+    def _process_frame(self, item: WorkItem) -> str | None:
+        """Decode the images and write the frame; then publish a snapshot when one is due.
+        Returns None when the frame went into the memory, else why it did not."""
         payload: FramePayload = item.payload
         s = payload.synced
         t0 = time.perf_counter()
@@ -674,21 +745,26 @@ class SpatialTTTNode(LifecycleNode):
                 T = self._lookup_tf(payload.frame_id, s.stamp)
             except Exception as exc:  # tf2 raises several exception types
                 self._problem("no_pose", f"frame at {s.stamp:.3f} s dropped: no transform {self.params.world_frame} <- {payload.frame_id} ({exc})")
-                return
+                return "no_pose"
         frame = CameraFrame(stamp=s.stamp, depth=depth, K=payload.K, T_world_cam=T, rgb=rgb, labels=labels)
         self.stats.latency["decode"].add(time.perf_counter() - t0)
-        with self._pipeline_lock, self._autocast():
-            if self.pipeline is None or (self._worker is not None and item.generation < self._worker.generation):
-                return  # the memory was reset or reloaded while this frame waited
-            self.pipeline.process(frame)
+        with self._pipeline_lock:
+            pipeline = self.pipeline
+            if pipeline is None or (self._worker is not None and item.generation < self._worker.generation):
+                return "reset"  # the memory was reset or reloaded while this frame waited
+            with self._autocast():
+                pipeline.process(frame)
+            if pipeline.read_out_due():  # here, on the worker: a question never decodes the memory
+                self._publish_read_out()
         qa = self._qa
         if qa is not None and qa.uses_vlm:  # colour to the VLM (keyframes only), outside the pipeline lock
             qa.offer_frame(rgb, s.stamp)
         self.stats.processed_rate.tick()
         self.stats.end_to_end.add(time.monotonic() - item.enqueued)
+        return None
 
-    def _on_worker_error(self, exc: BaseException, item: WorkItem) -> None:
-        stamp = getattr(getattr(item.payload, "synced", None), "stamp", float("nan"))
+    def _on_worker_error(self, exc: BaseException, item: WorkItem | None) -> None:
+        stamp = getattr(getattr(getattr(item, "payload", None), "synced", None), "stamp", float("nan"))
         if isinstance(exc, conv.UnsupportedEncoding):
             self._problem("unsupported_encoding", f"frame at {stamp:.3f} s: {exc}")
         elif isinstance(exc, ValueError):
@@ -712,16 +788,15 @@ class SpatialTTTNode(LifecycleNode):
         return True
 
     def _answer(self, question: str, compute) -> tuple[bool, str, AnswerMsg]:
-        """``compute(inventory) -> Answer`` runs outside the pipeline lock: only taking the
-        inventory (cached between frames) waits for the worker, so a slow question never
-        stalls the frames or the other services."""
+        """``compute(inventory) -> Answer`` on the latest snapshot: no lock, no decode, so a
+        question never waits for the worker and the worker never waits for a question. The
+        answer's header stamp is the newest frame the snapshot holds (its staleness)."""
         t0 = time.perf_counter()
         try:
-            with self._pipeline_lock, self._autocast():
-                pipeline, params = self.pipeline, self.params
-                if pipeline is None:
-                    raise RuntimeError("the node is not configured")
-                inventory = pipeline.inventory()
+            read_out, params = self._read_out, self.params
+            if read_out is None or params is None:
+                raise RuntimeError("the node is not configured")
+            inventory = read_out.inventory
             answer = compute(inventory)
         except QuestionError as exc:
             reason = safe_text(exc, 400)
@@ -794,18 +869,20 @@ class SpatialTTTNode(LifecycleNode):
         )
         return response
 
-    def _describe_msg(self) -> SceneDescription:
-        with self._pipeline_lock, self._autocast():
-            inventory = self.pipeline.inventory()
-            text = self.pipeline.describe()
-            frames = self.pipeline.frames_processed
-        return conv.inventory_to_description(inventory, text, frames, inventory.stamp, self.params.world_frame)
+    def _describe_msg(self, read_out: ReadOut) -> SceneDescription:
+        """The snapshot as a message (no lock: the snapshot never changes)."""
+        return conv.inventory_to_description(
+            read_out.inventory, read_out.description, read_out.frames, read_out.stamp, self.params.world_frame
+        )
 
     def _on_describe(self, request, response: Describe.Response) -> Describe.Response:
         if self._refused_unless(response, ("active", "inactive")):
             return response
         try:
-            response.description = self._describe_msg()
+            read_out = self._read_out
+            if read_out is None:
+                raise RuntimeError("the node is not configured")
+            response.description = self._describe_msg(read_out)
             response.success = True
         except Exception as exc:
             self._problem("describe_error", f"{type(exc).__name__}: {exc}")
@@ -820,11 +897,12 @@ class SpatialTTTNode(LifecycleNode):
             if self._worker is not None:
                 self._worker.new_generation()
                 self._worker.mark_generation_applied()
+            self._publish_read_out()  # the empty memory (cheap)
         if self._qa is not None:
             self._qa.reset()
         with self._sync_lock:
-            if self._sync is not None:
-                self._sync.clear()
+            if self._sync is not None:  # frames waiting for partners belong to the old stream
+                self.ledger.drop("sync", "reset", self._sync.clear())
             if self._timeline is not None:
                 self._timeline.reset()
         return frames
@@ -890,6 +968,7 @@ class SpatialTTTNode(LifecycleNode):
                 except Exception as restore_exc:  # should not happen: our own fresh save
                     self.pipeline.reset()
                     self.get_logger().error(f"could not restore the memory after a failed load: {safe_text(restore_exc)}")
+                self._publish_read_out()
                 detail = safe_text(exc, 300)
                 message = f"refused {safe_text(path.name, 80)}: {detail}" if isinstance(exc, (ValueError, FileNotFoundError)) else (
                     f"refused {safe_text(path.name, 80)}: not a readable memory state ({type(exc).__name__}: {detail})"
@@ -901,6 +980,7 @@ class SpatialTTTNode(LifecycleNode):
             if self._worker is not None:  # frames queued for the old stream are stale now
                 self._worker.new_generation()
                 self._worker.mark_generation_applied()
+            self._publish_read_out()  # a load is rare: the service decodes the loaded memory itself
         with self._sync_lock:
             if self._timeline is not None:
                 self._timeline.reset()
@@ -914,26 +994,30 @@ class SpatialTTTNode(LifecycleNode):
         desc_pub, marker_pub = self._pubs.get("description"), self._pubs.get("markers")
         want_desc = desc_pub is not None and desc_pub.get_subscription_count() > 0
         want_markers = marker_pub is not None and marker_pub.get_subscription_count() > 0
-        if not (want_desc or want_markers):
-            return  # decoding the memory costs CPU: only for listeners
+        read_out = self._read_out
+        if not (want_desc or want_markers) or read_out is None:
+            return  # building messages costs CPU: only for listeners
         try:
-            msg = self._describe_msg()
-            with self._pipeline_lock:
-                inventory = self.pipeline.inventory()
+            msg = self._describe_msg(read_out)
         except Exception as exc:
             self._problem("describe_error", f"{type(exc).__name__}: {exc}")
             return
         if want_desc:
             desc_pub.publish(msg)
         if want_markers:
-            marker_pub.publish(conv.inventory_to_markers(inventory, msg.header.stamp, self.params.world_frame))
+            marker_pub.publish(conv.inventory_to_markers(read_out.inventory, msg.header.stamp, self.params.world_frame))
 
     def diagnostics_status(self) -> DiagnosticStatus:
         st = self.stats
         worker = self._worker
         problems = st.problems_snapshot()
-        with self._pipeline_lock:
-            counters = self.pipeline.counters() if self.pipeline is not None else {}
+        # No lock: the counters of the latest snapshot, and the frame count (one int) read live.
+        pipeline, read_out = self.pipeline, self._read_out
+        counters = dict(read_out.counters) if read_out is not None and pipeline is not None else {}
+        if pipeline is not None:
+            counters["frames_processed"] = pipeline.frames_processed
+        ledger = self.ledger.snapshot()
+        in_flight = sum(ledger["in_flight"].values())
         values: list[tuple[str, str]] = [
             ("state", self._state_label()),
             ("device", self.device + (" fp16" if getattr(self, "_fp16", False) else "")),
@@ -943,14 +1027,23 @@ class SpatialTTTNode(LifecycleNode):
             ("input rate [Hz]", f"{st.input_rate.rate():.2f}"),
             ("processed rate [Hz]", f"{st.processed_rate.rate():.2f}"),
             ("frames in", str(st.input_rate.total)),
-            ("frames processed", str(worker.processed if worker else counters.get("frames_processed", 0))),
+            ("frames processed", str(ledger["processed"])),  # written into the memory (the ledger's count)
             ("frames in memory", str(counters.get("frames_processed", 0))),
             ("dropped (queue full)", str(worker.dropped if worker else 0)),
             ("discarded (reset)", str(worker.discarded if worker else 0)),
             ("queue depth", f"{worker.depth() if worker else 0}/{worker.capacity if worker else 0}"),
             ("state bytes", str(counters.get("state_bytes", 0))),
             ("answers given", str(self._answers_given)),
+            # Every depth frame that reached the node, by where it is now (one consistent snapshot):
+            # frames received = frames processed + frames dropped + frames in flight, always.
+            ("frames received", str(ledger["received"])),
+            ("frames dropped", str(ledger["dropped"])),
+            ("frames in flight", str(in_flight)),
+            ("frames in flight by stage", ", ".join(f"{k} {v}" for k, v in ledger["in_flight"].items())),
+            ("read-out age [s]", f"{time.monotonic() - read_out.made_at:.3f}" if read_out is not None else ""),
+            ("read-out frames behind", str(max(0, counters.get("frames_processed", 0) - read_out.frames)) if read_out is not None else ""),
         ]
+        values += [(f"dropped {reason}", str(n)) for reason, n in sorted(ledger["dropped_by"].items())]
         for stage, lat in [*st.latency.items(), ("queue+process", st.end_to_end)]:
             s = lat.summary()
             if s:
@@ -1013,7 +1106,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SpatialTTTNode()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
 
     def spin() -> None:

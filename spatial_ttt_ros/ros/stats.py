@@ -71,7 +71,7 @@ class LatencyStats:
 class NodeStats:
     """Everything the node counts: rates, per-stage latency, problems by kind, the last error."""
 
-    STAGES = ("decode", "detect", "tokenize", "memory", "answer")
+    STAGES = ("decode", "detect", "tokenize", "memory", "read_out", "answer")
 
     def __init__(self) -> None:
         self.input_rate = RateMeter()  # synced frames offered to the worker
@@ -104,3 +104,57 @@ def safe_text(text: object, limit: int = 200) -> str:
     if len(s) > limit:  # escapes made it longer
         s = s[:limit]
     return s + (f"... ({len(str(text))} chars)" if cut else "")
+
+
+class FrameLedger:
+    """Where every frame is, from the subscription to the memory: one count per place, moved
+    under one lock, so ``processed + dropped + in flight == received`` holds in every
+    snapshot (not only once the node is idle), and a frame lost anywhere has a reason.
+
+    A *frame* is one anchor (depth) message. Places in flight: ``sync`` (waiting for its
+    colour/labels/pose partners), ``checks`` (paired, header and stamp checks), ``queue``
+    (the worker's bounded queue), ``worker`` (being decoded and written).
+    """
+
+    STAGES = ("sync", "checks", "queue", "worker")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.in_flight = {stage: 0 for stage in self.STAGES}
+        self.dropped: Counter[str] = Counter()  # reason -> frames
+
+    def receive(self) -> None:
+        with self._lock:
+            self.received += 1
+            self.in_flight["sync"] += 1
+
+    def move(self, src: str, dst: str, n: int = 1) -> None:
+        with self._lock:
+            self.in_flight[src] -= n
+            self.in_flight[dst] += n
+
+    def drop(self, stage: str, reason: str, n: int = 1) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self.in_flight[stage] -= n
+            self.dropped[reason] += n
+
+    def done(self, stage: str = "worker") -> None:
+        """A frame written into the memory."""
+        with self._lock:
+            self.in_flight[stage] -= 1
+            self.processed += 1
+
+    def snapshot(self) -> dict:
+        """Consistent counts: received, processed, dropped (total), dropped_by (reason), in_flight (stage)."""
+        with self._lock:
+            return {
+                "received": self.received,
+                "processed": self.processed,
+                "dropped": sum(self.dropped.values()),
+                "dropped_by": dict(self.dropped),
+                "in_flight": dict(self.in_flight),
+            }
