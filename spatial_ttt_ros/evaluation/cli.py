@@ -2,6 +2,12 @@
 
     spatial-ttt eval --bag BAG --qa QA --out DIR [--live] [--method object_map|ttt|...]
                      [--detector labels|onnx --model-path M.onnx] [--class-names names.txt|ids.json]
+                     [--qa-backend geometry|vlm|hybrid --vlm-checkpoint DIR]
+
+``--qa-backend`` picks who answers (vlm/qa_backend.py): the geometric memory, the
+Spatial-TTT-nano VLM on the colour frames, or hybrid (VSI-Bench types to the geometry,
+free-form to the VLM); offline, hybrid asks the other backend too and the report scores
+each backend alone, so one run over a bag compares the two.
 
 Writes DIR/report.json, report.md, report.html, timing.csv and PNG plots (see report.py).
 Before scoring it says which topic each input comes from and what is missing
@@ -50,6 +56,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
                    help="--live: input QoS of node and player (sensor_data: best effort, as cameras publish)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
+    p.add_argument("--qa-backend", choices=("geometry", "vlm", "hybrid"), default="geometry",
+                   help="who answers: geometry (the memory), vlm (Spatial-TTT-nano, needs --vlm-checkpoint and the "
+                        "vlm extra) or hybrid (parsed VSI-Bench types to geometry, free-form to the VLM; offline, "
+                        "both answers are recorded and scored)")
+    p.add_argument("--vlm-checkpoint", type=Path, default=None, help="local directory of the Spatial-TTT-nano weights")
+    p.add_argument("--vlm-dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
+                   help="VLM precision (auto: bfloat16 on cuda, float32 on the CPU); it runs on --device")
+    p.add_argument("--vlm-keyframe-interval", type=float, default=1.0, help="seconds between VLM keyframes (0: every frame)")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     t = p.add_argument_group("topics (defaults: spatial_ttt_ros/topics.py)")
@@ -67,6 +81,8 @@ def config_from_args(args: argparse.Namespace):
         score_threshold=args.score_threshold, device=args.device,
         live=args.live, rate_scale=args.rate_scale, qos=args.qos, max_frames=args.max_frames, topics=topics,
         progress=not getattr(args, "no_progress", False), scene=getattr(args, "scene", None),
+        qa_backend=args.qa_backend, vlm_checkpoint=args.vlm_checkpoint, vlm_dtype=args.vlm_dtype,
+        vlm_keyframe_interval_s=args.vlm_keyframe_interval,
     )
 
 
@@ -111,8 +127,12 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
         result = run_live(cfg, records, errors)
     else:
         from spatial_ttt_ros.evaluation.replay import run_offline
+        from spatial_ttt_ros.vlm.qa_backend import build_router  # transformers only for vlm/hybrid
 
-        result = run_offline(cfg, records, errors)
+        qa = None
+        if cfg.qa_backend != "geometry":
+            qa = build_router(cfg.qa_backend, cfg.vlm_checkpoint, cfg.vlm_dtype, cfg.device, cfg.vlm_keyframe_interval_s)
+        result = run_offline(cfg, records, errors, qa=qa)
     result.inputs = inputs.lines()
     from spatial_ttt_ros.sim.scene_file import find_scene_file
 
@@ -133,8 +153,9 @@ def evaluate(cfg, *, force: bool = False, quiet: bool = False):
 
 
 def summary_line(rep: dict, out: Path) -> str:
+    qa = rep.get("qa_backend", "geometry")
     return (
-        f"{rep['method']} ({rep['mode']}): overall {rep['overall']:.1f}% on {rep['n_questions']} questions "
+        f"{rep['method']}{'' if qa == 'geometry' else ' + qa_backend ' + qa} ({rep['mode']}): overall {rep['overall']:.1f}% on {rep['n_questions']} questions "
         f"({len(rep['errors'])} bad records skipped), {rep['frames_processed']} frames, "
         f"{rep['throughput_fps']} frames/s, {rep['dropped_frames']} dropped; report: {out / 'report.md'}"
     )

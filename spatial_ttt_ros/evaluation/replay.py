@@ -54,6 +54,12 @@ class EvalConfig:
     topics: BagTopics = field(default_factory=BagTopics)
     progress: bool = True
     scene: Path | None = None  # ground truth for the map plot (None: scene.json beside the bag, if any)
+    # who answers (vlm/qa_backend.py): geometry (the memory), vlm (Spatial-TTT-nano) or hybrid;
+    # hybrid records the other backend's answer too, so one run compares the two
+    qa_backend: str = "geometry"
+    vlm_checkpoint: Path | None = None  # vlm/hybrid: local directory of the weights
+    vlm_dtype: str = "auto"  # auto: bfloat16 on cuda, float32 on the CPU
+    vlm_keyframe_interval_s: float = 1.0
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -71,6 +77,9 @@ class QuestionResult:
     score: float
     latency_ms: float
     error: str = ""  # why it could not be answered ("" when answered)
+    backend: str = "geometry"  # who gave `answer` (qa_backend routing)
+    # hybrid: the other backend's answer, scored the same way: name -> {answer, prediction, score, error}
+    others: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -260,13 +269,44 @@ def ask_pipeline(pipeline, record: dict) -> tuple[dict | None, str, float]:
     return out, err, (time.perf_counter() - t0) * 1e3
 
 
+def ask_routed(pipeline, qa, record: dict, record_both: bool) -> tuple[dict | None, str, float, str, dict]:
+    """Ask one record through a qa_backend router (vlm/qa_backend.QARouter, built by the
+    caller: evaluation/ does not import vlm/). Returns (answer dict or None, error, ms,
+    backend, others): with ``record_both`` the other backend answers too, scored alike."""
+    from spatial_ttt_ros.answer import QuestionError
+
+    question, options = record["question"], record.get("options") or None
+    answerers = {"geometry": lambda q, o: pipeline.ask(q, o or []), "vlm": qa.vlm}
+    backend = qa.route(question, options)
+    names = [backend] + ([n for n in answerers if n != backend and answerers[n] is not None] if record_both else [])
+    got: dict[str, tuple[dict | None, str, float]] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            out, err = answer_to_dict(answerers[name](question, options)), ""
+        except QuestionError as exc:
+            out, err = None, str(exc)
+        got[name] = (out, err, (time.perf_counter() - t0) * 1e3)
+    out, err, ms = got.pop(backend)
+    others = {}
+    for name, (ans, e, _) in got.items():
+        pred, sc = score(record, ans)
+        others[name] = {"answer": ans, "prediction": pred, "score": sc, "error": e}
+    return out, err, ms, backend, others
+
+
 def run_offline(
     cfg: EvalConfig,
     records: list[dict],
     record_errors: list[str] | None = None,
     pipeline=None,
     on_frame: Callable[[int], None] | None = None,
+    qa=None,
 ) -> EvalResult:
+    """``qa``: the qa_backend router (needed unless cfg.qa_backend is geometry); each colour
+    frame is offered to its VLM after the memory's step (timed as ``vlm``)."""
+    if cfg.qa_backend != "geometry" and qa is None:
+        raise ValueError(f"qa_backend {cfg.qa_backend} needs the router (evaluation/cli.py builds it)")
     reader = BagReader(
         cfg.bag, cfg.topics, use_labels=cfg.detector == "labels", max_frames=cfg.max_frames
     )
@@ -284,9 +324,13 @@ def run_offline(
 
     def ask_due(k: int, stamp: float) -> None:
         for r in when.get(k, []):
-            ans, err, ms = ask_pipeline(pipeline, r)
+            backend, others = "geometry", {}
+            if qa is None:
+                ans, err, ms = ask_pipeline(pipeline, r)
+            else:
+                ans, err, ms, backend, others = ask_routed(pipeline, qa, r, cfg.qa_backend == "hybrid")
             pred, sc = score(r, ans)
-            results.append(QuestionResult(r, round(stamp - start, 6), k, ans, pred, sc, ms, err))
+            results.append(QuestionResult(r, round(stamp - start, 6), k, ans, pred, sc, ms, err, backend, others))
 
     t_wall = time.perf_counter()
     t_proc = 0.0
@@ -313,6 +357,10 @@ def run_offline(
         stamp = frame.stamp
         ms = {"read": t_read * 1e3, "process": (t_done - t1) * 1e3}
         ms.update(stage_ms)  # front_end (detect, lift, tokenise), detect (ONNX), observe (memory write)
+        if qa is not None and qa.uses_vlm and frame.rgb is not None:
+            t2 = time.perf_counter()
+            qa.offer_frame(frame.rgb, frame.stamp)  # a keyframe when due
+            ms["vlm"] = (time.perf_counter() - t2) * 1e3
         sb = int(memory.state_bytes()) if memory is not None else 0
         timings.append(FrameTiming(frame.frame_index, frame.stamp, ms, sb))
         path.append((round(float(frame.T_world_cam[0, 3]), 3), round(float(frame.T_world_cam[1, 3]), 3)))

@@ -94,6 +94,13 @@ def build_report(result: EvalResult) -> dict:
                 "abstained": abstained,  # no option / no number: scored 0
                 # a repeat of an earlier question (same objects in any order): not scored again
                 "duplicate_of": result.questions[repeats[i]].record.get("id") if i in repeats else None,
+                "backend": q.backend,  # qa_backend: who gave this answer
+                "others": {  # hybrid: the other backend's answer to the same question
+                    name: {"answer": (o["answer"] or {}).get("text", ""), "prediction": _finite(o["prediction"]),
+                           "score": round(float(o["score"]), 4), "error": o["error"],
+                           "confidence": (o["answer"] or {}).get("confidence")}
+                    for name, o in q.others.items()
+                },
             }
         )
     latency = {s: _pct([f.ms[s] for f in result.frames if s in f.ms]) for s in stage_names(result)}
@@ -113,6 +120,8 @@ def build_report(result: EvalResult) -> dict:
         "n_questions": len(questions),
         "n_answered": sum(1 for q in result.questions if not q.error),
         "questions": questions,
+        "qa_backend": result.config.get("qa_backend", "geometry"),
+        "backend_scores": backend_scores(result),
         "mode": result.mode,
         "method": result.config.get("method"),
         "frames_processed": n,
@@ -155,6 +164,30 @@ def build_report(result: EvalResult) -> dict:
     }
 
 
+def backend_scores(result: EvalResult) -> dict[str, dict]:
+    """Overall and per-task score of each backend alone, over every question it answered
+    (routed or recorded beside): with qa_backend hybrid both backends answer every
+    question, so one run compares them on the same bag. A question a backend could not
+    take scores 0 for it, as an abstention does."""
+    names = sorted({q.backend for q in result.questions} | {n for q in result.questions for n in q.others})
+    out = {}
+    for name in names:
+        scored, answered = [], 0
+        for q in result.questions:
+            if q.backend == name:
+                sc, err = q.score, q.error
+            elif name in q.others:
+                sc, err = q.others[name]["score"], q.others[name]["error"]
+            else:
+                continue
+            scored.append((q.record, sc))
+            answered += not err
+        agg = aggregate(scored)
+        out[name] = {"overall": agg["overall"], "tasks": agg["tasks"], "n_questions": len(scored), "n_answered": answered,
+                     "n_routed": sum(1 for q in result.questions if q.backend == name)}
+    return out
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -168,7 +201,8 @@ def _cell(text) -> str:
 
 
 def render_markdown(rep: dict) -> str:
-    lines = [f"# Evaluation: {rep['method']} ({rep['mode']})", ""]
+    qa = rep.get("qa_backend", "geometry")
+    lines = [f"# Evaluation: {rep['method']}{'' if qa == 'geometry' else ' + qa_backend ' + qa} ({rep['mode']})", ""]
     for w in rep.get("warnings", []):
         lines += [f"> **Warning:** {w}", ""]
     if rep.get("inputs"):
@@ -223,12 +257,37 @@ def render_markdown(rep: dict) -> str:
             f"| {_cell(q['id'])} | {q['type']} | {q['asked_at']:.1f} | {_cell(q['question'])} | "
             f"{_cell(q['ground_truth'])} | {_cell(_fmt(q['prediction']))} | {q['score']:.2f} | {_cell(ans)} |"
         )
+    lines += _backend_lines(rep)
     if rep["errors"]:
         lines += ["", "## Question records skipped", ""] + [f"- {_cell(e)}" for e in rep["errors"]]
     if rep["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in rep["notes"]]
     lines += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS) + "; per-frame timing: [timing.csv](timing.csv)", ""]
     return "\n".join(lines)
+
+
+def _backend_lines(rep: dict) -> list[str]:
+    """report.md: the score of each answering backend alone and, in hybrid mode, both answers per question."""
+    scores = rep.get("backend_scores") or {}
+    if rep.get("qa_backend", "geometry") == "geometry" and set(scores) <= {"geometry"}:
+        return []
+    lines = ["", f"## Answering backends (qa_backend {rep.get('qa_backend')})", "",
+             "Each backend alone over the questions it answered (routed to it or, in hybrid mode, asked beside).", "",
+             "| backend | overall score (%) | questions | answered | routed to it |", "| --- | --- | --- | --- | --- |"]
+    for name, b in scores.items():
+        lines.append(f"| {name} | {b['overall']:.1f} | {b['n_questions']} | {b['n_answered']} | {b['n_routed']} |")
+    both = [q for q in rep["questions"] if q.get("others")]
+    if both:
+        lines += ["", "| id | routed to | geometry: prediction (score) answer | vlm: prediction (score) answer |",
+                  "| --- | --- | --- | --- |"]
+        for q in both:
+            cells = {q["backend"]: (q["prediction"], q["score"], q["answer"] if not q["error"] else f"error: {q['error']}")}
+            for name, o in q["others"].items():
+                cells[name] = (o["prediction"], o["score"], o["answer"] if not o["error"] else f"error: {o['error']}")
+            shown = [f"{_cell(_fmt(c[0]))} ({c[1]:.2f}) {_cell(c[2])}" if c else "-"
+                     for c in (cells.get("geometry"), cells.get("vlm"))]
+            lines.append(f"| {_cell(q['id'])} | {q['backend']} | {shown[0]} | {shown[1]} |")
+    return lines
 
 
 def _bar_scores(ax, rep: dict) -> None:

@@ -40,6 +40,7 @@ from spatial_ttt_ros.evaluation.replay import (
     score,
     sha256_file,
 )
+from spatial_ttt_ros.vlm.qa_backend import route
 
 NAMESPACE = "/spatial_ttt_eval"
 NODE_NAME = "spatial_ttt"
@@ -144,6 +145,10 @@ def node_params(cfg: EvalConfig, pose_source: str, compressed: bool, memory_dir:
         "score_threshold": float(cfg.score_threshold),
         "qos_reliability": "reliable" if cfg.qos == "reliable" else "best_effort",
     }
+    if cfg.qa_backend != "geometry":  # the node answers with one backend (both are recorded offline only)
+        p.update(qa_backend=cfg.qa_backend, vlm_dtype=cfg.vlm_dtype,
+                 vlm_keyframe_interval_s=float(cfg.vlm_keyframe_interval_s),
+                 vlm_checkpoint="" if cfg.vlm_checkpoint is None else str(Path(cfg.vlm_checkpoint).resolve()))
     if cfg.detector == "labels" and cfg.class_names is not None:
         from spatial_ttt_ros.perception.label_names import LabelTable
 
@@ -293,7 +298,8 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
                 ans, err = (_answer_dict(res.answer), "") if res.success else (None, res.error)
                 pred, sc = score(r, ans)
                 stamp = plan_stamps[k - 1] if k > 0 else start
-                results.append(QuestionResult(r, round(stamp - start, 6), c["in_memory"], ans, pred, sc, ms, err))
+                backend = route(r["question"], r.get("options") or None, cfg.qa_backend)  # as the node routes it
+                results.append(QuestionResult(r, round(stamp - start, 6), c["in_memory"], ans, pred, sc, ms, err, backend))
 
         # ---- play
         plan_set = set(plan_stamps)
