@@ -30,6 +30,7 @@ on /diagnostics; the node stays up.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -114,12 +115,16 @@ INPUT_TOPICS = {
 # ----------------------------------------------------------------------------- building the core
 
 
-def set_model_threads(n: int) -> None:
-    """torch's CPU thread count (process-wide: the node owns its process); 0 leaves torch's default."""
-    if n > 0:
-        import torch
+def set_model_threads(n: int) -> int:
+    """torch's CPU thread count (process-wide: the node owns its process); returns it.
 
-        torch.set_num_threads(n)
+    0 = half the cores, at least one: the worker's torch ops share the CPU with the image
+    decoding, the executor's threads and the robot's other processes, and on 2 cores one
+    thread decodes the learned memory 2-10x faster than two fighting for them (measured)."""
+    import torch
+
+    torch.set_num_threads(n if n > 0 else max(1, (os.cpu_count() or 2) // 2))
+    return torch.get_num_threads()
 
 
 def resolve_device(requested: str) -> str:
@@ -257,9 +262,10 @@ class SpatialTTTNode(LifecycleNode):
             if p.pose_source == "tf" and tf2_ros is None:
                 raise ValueError("parameter pose_source=tf but tf2_ros is not installed (use pose, odom or auto)")
             self.device = resolve_device(p.device)
-            set_model_threads(p.model_threads)
             t0 = time.perf_counter()
             pipeline = build_pipeline(p, self.device, on_stage=self._on_stage)
+            if "torch" in sys.modules:  # a memory that runs torch (the object map does not)
+                set_model_threads(p.model_threads)
             from spatial_ttt_ros.vlm.qa_backend import build_router  # loads transformers only for vlm/hybrid
 
             qa = build_router(p.qa_backend, p.vlm_checkpoint, p.vlm_dtype, self.device,
