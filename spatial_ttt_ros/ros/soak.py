@@ -56,7 +56,7 @@ def _plot(samples: list[dict], path: Path, title: str) -> None:
     ax[0, 0].plot(t, [s["rss_mib"] for s in samples]); ax[0, 0].set_ylabel("RSS [MiB]")
     ax[0, 1].plot(t, [s["threads"] for s in samples], label="threads")
     ax[0, 1].plot(t, [s["fds"] for s in samples], label="fds"); ax[0, 1].legend()
-    ax[1, 0].plot(t, [s["dropped"] for s in samples], label="dropped (queue)")
+    ax[1, 0].plot(t, [s["dropped"] for s in samples], label="dropped")
     ax[1, 0].plot(t, [s["processed"] for s in samples], label="processed"); ax[1, 0].legend()
     ax[1, 1].plot(t, [s["ask_p95_ms"] for s in samples], label="ask p95")
     ax[1, 1].plot(t, [s["ask_p50_ms"] for s in samples], label="ask p50"); ax[1, 1].set_ylabel("ms"); ax[1, 1].legend()
@@ -68,11 +68,82 @@ def _plot(samples: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+QUESTION = "How many chairs are in this room?"
+
+
+class _Soak:
+    """The publishing, asking and counting side (its own, so the soak does not lean on
+    ``bench node``'s internals)."""
+
+    def __init__(self, rclpy, node, pub, frames) -> None:
+        self.rclpy, self.node, self.pub = rclpy, node, pub
+        self.messages = [pub.messages(f, 0.0) for f in frames]  # built once, restamped per publish
+        self.stamp, self.i = 100.0, 0
+        self.diagnostics: list = []
+        self.latencies: list[float] = []
+        self.failed_asks = 0
+        self.lock = threading.Lock()
+
+    def publish_one(self) -> None:
+        from spatial_ttt_ros.ros.conversions import sec_to_stamp
+
+        msgs = self.messages[self.i % len(self.messages)]
+        t = sec_to_stamp(self.stamp)
+        for name in ("camera_info", "pose", "labels", "color", "depth"):
+            if name in msgs and name in self.pub.pubs:
+                msgs[name].header.stamp = t
+                self.pub.pubs[name].publish(msgs[name])
+        self.stamp += 0.01  # stamps only need to increase
+        self.i += 1
+
+    def on_diagnostics(self, msg) -> None:
+        if msg.status and msg.status[0].name.endswith(": spatial memory"):
+            self.diagnostics[:] = [msg]  # keep the latest only: the soak's own memory stays flat
+
+    def counters(self) -> dict:
+        """Frame counts of the latest /diagnostics (the ledger's names where the node has them)."""
+        if not self.diagnostics:
+            return {"in": 0, "processed": 0, "dropped": 0, "dropped_queue": 0}
+        v = {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values}
+        queue = int(v.get("dropped (queue full)", 0))
+        return {"in": int(v.get("frames received", v.get("frames in", 0))), "processed": int(v.get("frames processed", 0)),
+                "dropped": int(v.get("frames dropped", queue)), "dropped_queue": queue}
+
+    def ask_loop(self, period_s: float, stop: threading.Event) -> None:
+        """A planner: its own node and executor, one ~/ask every ``period_s``."""
+        from rclpy.executors import SingleThreadedExecutor
+
+        from spatial_ttt_ros.ros.stream_io import NodeClient
+
+        node = self.rclpy.create_node("bench_soak_asker")
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        client = NodeClient(node, timeout=30.0, executor=executor)
+        try:
+            while not stop.is_set():
+                t = time.perf_counter()
+                try:
+                    ok = client.ask(QUESTION).success
+                except TimeoutError:
+                    ok = False
+                with self.lock:
+                    self.latencies.append(time.perf_counter() - t)
+                    self.failed_asks += 0 if ok else 1
+                stop.wait(max(0.0, period_s - (time.perf_counter() - t)))
+        finally:
+            executor.remove_node(node)
+            node.destroy_node()
+
+    def take_latencies(self) -> np.ndarray:
+        with self.lock:
+            lat, self.latencies = np.asarray(self.latencies) * 1e3, []
+        return lat
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from spatial_ttt_ros.ros.node_bench import _Run  # the publisher and counters of `bench node`
     from spatial_ttt_ros.ros.stream_io import (
         NodeClient,
         NodeProcess,
@@ -92,47 +163,31 @@ def run(args: argparse.Namespace) -> int:
     proc = NodeProcess(params, command=node_command())
     rclpy.init()
     node = rclpy.create_node("bench_soak")
-    diagnostics: list = []
-    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     samples: list[dict] = []
-    latencies: list[float] = []
-    lat_lock = threading.Lock()
     stop = threading.Event()
+    failed_asks = 0
     try:
         client = NodeClient(node, timeout=60.0)
         client.wait(120.0)
         pub = StreamPublisher(node, pose="pose", labels=True)
         pub.wait_for_subscribers(60.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
-        runner = _Run(node, client, pub, frames, diagnostics)
-
-        def ask_loop() -> None:  # reuse bench node's planner, collecting into our list
-            mine: list[float] = []
-            watcher = threading.Thread(target=runner._ask_loop, args=(args.ask_period, mine, stop), daemon=True)
-            watcher.start()
-            seen = 0
-            while watcher.is_alive():
-                time.sleep(0.5)
-                with lat_lock:
-                    latencies.extend(mine[seen:])
-                seen = len(mine)
-
-        asker = threading.Thread(target=ask_loop, daemon=True)
+        soak = _Soak(rclpy, node, pub, frames)
+        node.create_subscription(DiagnosticArray, "/diagnostics", soak.on_diagnostics, 10)
+        asker = threading.Thread(target=soak.ask_loop, args=(args.ask_period, stop), daemon=True)
         asker.start()
         t0 = time.monotonic()
         next_sample, published = t0, 0
         end = t0 + args.minutes * 60.0
         while time.monotonic() < end:
-            runner.publish_one()
+            soak.publish_one()
             published += 1
             rclpy.spin_once(node, timeout_sec=0.0)
             now = time.monotonic()
             if now >= next_sample:
-                c = runner.counters()
-                with lat_lock:
-                    lat, latencies[:] = np.asarray(latencies) * 1e3, []
+                c = soak.counters()
+                lat = soak.take_latencies()
                 samples.append({"t_min": (now - t0) / 60.0, **_proc_stats(proc.proc.pid), "published": published,
-                                "in": c["in"], "processed": c["processed"], "dropped": c["dropped"],
-                                "asks": int(lat.size),
+                                **c, "asks": int(lat.size),
                                 "ask_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
                                 "ask_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan")})
                 print(f"  {samples[-1]['t_min']:6.2f} min: RSS {samples[-1]['rss_mib']:.1f} MiB, "
@@ -144,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(delay)
         stop.set()
         asker.join(30.0)
+        failed_asks = soak.failed_asks
     finally:
         stop.set()
         node.destroy_node()
@@ -155,11 +211,12 @@ def run(args: argparse.Namespace) -> int:
     growth = (after_1min[-1]["rss_mib"] / after_1min[0]["rss_mib"] - 1.0) if after_1min else float("nan")
     doc = {"benchmark": "soak", "method": args.method, "rate_hz": args.rate, "minutes": args.minutes,
            "ask_period_s": args.ask_period, "rss_growth_after_1min": growth, "exit_code": code,
+           "failed_asks": failed_asks,
            "error_lines": errors[:50], "samples": samples}
     write_json(args.json, doc)
     png = args.json.with_suffix(".png")
     if samples:
         _plot(samples, png, f"soak: {args.method}, {args.rate:g} Hz, {args.minutes:g} min")
     print(f"soak {args.method}: RSS growth after the first minute {100 * growth:.2f} %, "
-          f"{len(errors)} error line(s), exit code {code}; {args.json}, {png}")
-    return 0 if code == 0 and not errors else 1
+          f"{len(errors)} error line(s), {failed_asks} failed ask(s), exit code {code}; {args.json}, {png}")
+    return 0 if code == 0 and not errors and not failed_asks else 1
