@@ -1,20 +1,24 @@
 """``spatial-ttt bench node``: how fast the ROS node keeps up, on this machine.
 
 The node runs as its own process (the console script, as users start it); this
-process publishes camera topics to it over DDS, like a camera driver. For each
-front-end (label image, and the ONNX detector when a model is given):
+process publishes camera topics to it over DDS, like a camera driver, and runs the
+clients: each its own ROS node on its own thread, alternating ``~/ask`` and
+``~/describe`` every ``--client-period`` seconds (a planner). For each front-end (label
+image, and the ONNX detector when a model is given):
 
-- sustained rate: input stepped up through ``--rates`` (``--step-seconds`` each);
-  the highest rate at which the node still writes at least 95 % of the frames it
-  publishes into memory (queue drops at most 2 %) is what it keeps up with;
-- 30 Hz input: frames published at 30 Hz for ``--seconds`` with the default queue
-  (queue_size 10, drop-oldest); the fraction dropped;
-- service latency: ~/ask and ~/describe called while the 30 Hz stream runs and
-  again idle; p50 and p95 in milliseconds.
+- sustained rate: input stepped up through ``--rates`` (``--step-seconds`` each), with
+  each client count of ``--sustain-clients``; the highest rate at which the node still
+  writes at least 95 % of the frames published into memory (queue drops at most 2 %);
+- 30 Hz input for ``--seconds`` with each client count of ``--clients`` (default 0, 1
+  and 8; queue_size 10, drop-oldest): frames dropped, ``~/ask`` and ``~/describe`` p50,
+  p95 and max;
+- the frame accounting identity from /diagnostics in every phase: frames received =
+  processed + dropped, nothing in flight once settled, and received = published (reliable
+  QoS: nothing lost in DDS).
 
-The publisher shares the CPU with the node (2 cores here), so the numbers are a
-floor for a robot where the camera driver runs elsewhere. Prints a table and
-writes JSON with ``--json``.
+The publisher and the clients share the CPU with the node (2 cores here), so the numbers
+are a floor for a robot where the camera driver and the planner run elsewhere. Prints a
+table and writes JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -51,6 +56,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rates", type=str, default="5,10,15,20,30,45,60",
                         help="input rates [Hz] stepped through for the sustained rate")
     parser.add_argument("--step-seconds", type=float, default=4.0, help="length of each rate step [s]")
+    parser.add_argument("--clients", type=str, default="0,1,8",
+                        help="client counts of the 30 Hz phases (comma list; one number N means 0,1,N)")
+    parser.add_argument("--sustain-clients", type=str, default="0,1",
+                        help="client counts the sustained rate is measured with (comma list)")
+    parser.add_argument("--client-period", type=float, default=0.2,
+                        help="each client calls ~/ask or ~/describe (alternately) this often [s]")
+    parser.add_argument("--qos", choices=("reliable", "best_effort"), default="best_effort",
+                        help="input QoS: best_effort (the node's default, sensor data; frames lost in DDS are "
+                             "reported apart) or reliable (every frame reaches the node; costs the node CPU here)")
     parser.add_argument("--width", type=int, default=320, help="simulated image width (labels runs)")
     parser.add_argument("--height", type=int, default=240, help="simulated image height (labels runs)")
 
@@ -115,29 +129,38 @@ class _Run:
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.02)
 
-    def _ask_loop(self, period_s: float, latencies: list[float], stop) -> None:
+    def _client_loop(self, index: int, period_s: float, latencies: dict, stop) -> None:
+        """One planner: its own node and executor, alternating ~/ask and ~/describe."""
         from rclpy.executors import SingleThreadedExecutor
 
         from spatial_ttt_ros.ros.stream_io import NodeClient
 
-        node = self.rclpy.create_node("bench_node_speed_asker")
+        node = self.rclpy.create_node(f"bench_node_speed_client_{index}")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         client = NodeClient(node, timeout=30.0, executor=executor)
         try:
-            i = 0
+            i = index  # clients start on different calls, so asks and describes interleave
+            stop.wait(period_s * index / 8)  # and not all at the same instant
             while not stop.is_set():
                 t = time.perf_counter()
-                client.ask(QUESTIONS[i % len(QUESTIONS)])
-                latencies.append(time.perf_counter() - t)
+                if i % 2 == 0:
+                    ok = client.ask(QUESTIONS[(i // 2) % len(QUESTIONS)]).success
+                    kind = "ask"
+                else:
+                    ok = client.describe().success
+                    kind = "describe"
+                latencies[kind].append(time.perf_counter() - t)
+                if not ok:
+                    latencies["failed"].append(kind)
                 i += 1
                 stop.wait(max(0.0, period_s - (time.perf_counter() - t)))
         finally:
             executor.remove_node(node)
             node.destroy_node()
 
-    def counters(self) -> dict[str, float]:
-        """Diagnostics published after this call (older ones may still sit in the DDS queue)."""
+    def counters(self) -> dict:
+        """The frame ledger from a /diagnostics message published after this call."""
         asked = time.time()
         end = time.monotonic() + 5.0
         while time.monotonic() < end:
@@ -146,30 +169,36 @@ class _Run:
             if fresh:
                 self.diagnostics.clear()
                 values = {kv.key: kv.value for kv in fresh[-1].status[0].values}
-                return {"in": int(values["frames in"]), "processed": int(values["frames processed"]),
-                        "dropped": int(values["dropped (queue full)"]), "values": values}
+                return {"received": int(values["frames received"]), "processed": int(values["frames processed"]),
+                        "dropped": int(values["frames dropped"]), "in_flight": int(values["frames in flight"]),
+                        "dropped_by": {k[len("dropped "):]: int(v) for k, v in values.items()
+                                       if k.startswith("dropped ") and k != "dropped (queue full)"},
+                        "values": values}
         raise RuntimeError("no fresh /diagnostics from the node")
 
-    def settled(self, timeout: float = 15.0) -> dict:
-        """Counters once the node has taken in and processed everything (unchanged for 1.5 s:
-        on a loaded machine the node can stall for a moment and then take a burst)."""
+    def settled(self, timeout: float = 20.0) -> dict:
+        """The ledger once it has not changed for 1 s (on a loaded machine the node can stall
+        for a moment and then take a burst; a frame whose partner was lost in DDS may stay in
+        flight until the next phase's messages arrive)."""
+        key = ("received", "processed", "dropped", "in_flight")
         last, stable_since = self.counters(), time.monotonic()
         end = time.monotonic() + timeout
-        while time.monotonic() < end and time.monotonic() - stable_since < 1.5:
-            self.spin(0.3)
+        while time.monotonic() < end and time.monotonic() - stable_since < 1.0:
+            self.spin(0.25)
             now = self.counters()
-            if (now["in"], now["processed"], now["dropped"]) != (last["in"], last["processed"], last["dropped"]):
-                last, stable_since = now, time.monotonic()
+            if [now[k] for k in key] != [last[k] for k in key]:
+                stable_since = time.monotonic()
+            last = now
         return last
 
-    def stream(self, rate_hz: float, seconds: float, ask_period_s: float = 0.0) -> dict:
+    def stream(self, rate_hz: float, seconds: float, clients: int = 0, client_period_s: float = 0.2) -> dict:
         before = self.settled()
-        latencies: list[float] = []
+        latencies: dict[str, list] = {"ask": [], "describe": [], "failed": []}
         stop = threading.Event()
-        asker = None
-        if ask_period_s > 0:  # a planner asking while the camera streams: its own thread and node
-            asker = threading.Thread(target=self._ask_loop, args=(ask_period_s, latencies, stop), daemon=True)
-            asker.start()
+        threads = [threading.Thread(target=self._client_loop, args=(k, client_period_s, latencies, stop), daemon=True)
+                   for k in range(clients)]
+        for t in threads:
+            t.start()
         published = 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -179,26 +208,48 @@ class _Run:
             delay = t0 + published / rate_hz - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        stop.set()
-        if asker is not None:
-            asker.join(30.0)
         elapsed = time.monotonic() - t0
+        stop.set()
+        for t in threads:
+            t.join(30.0)
         after = self.settled()
-        synced = after["in"] - before["in"]
+        received = after["received"] - before["received"]
         processed = after["processed"] - before["processed"]
         dropped = after["dropped"] - before["dropped"]
+        # Frames still waiting at either end (an anchor whose partner was lost in DDS waits for
+        # the next frame's messages): in flight, not lost.
+        in_flight = after["in_flight"] - before["in_flight"]
+        dropped_by = {k: v - before["dropped_by"].get(k, 0) for k, v in after["dropped_by"].items()
+                      if v - before["dropped_by"].get(k, 0)}
         return {
+            "clients": clients,
             "offered_hz": published / elapsed,
             "published": published,
-            "synced": synced,
+            "received": received,
             "processed": processed,
             "processed_hz": processed / elapsed,
-            "dropped_queue_full": dropped,
-            "dropped_fraction": dropped / synced if synced else 0.0,
-            "lost_before_node": published - synced,  # best-effort transport or unsynced
-            "ask_latency": _pct(latencies),
+            "dropped": dropped,
+            "dropped_by": dropped_by,
+            "dropped_fraction": (published - processed) / published if published else 0.0,
+            "lost_before_node": published - received,  # in DDS: never reached the subscription
+            "in_flight_change": in_flight,
+            "in_flight_at_end": after["in_flight"],
+            # The node's own books: every frame it received was written, dropped for a reason or
+            # is still in flight, at both ends of the phase and over the phase.
+            "identity_holds": all(c["received"] == c["processed"] + c["dropped"] + c["in_flight"] for c in (before, after))
+            and received == processed + dropped + in_flight,
+            "ask_latency": _pct(latencies["ask"]),
+            "describe_latency": _pct(latencies["describe"]),
+            "failed_calls": len(latencies["failed"]),
             "stage_latency": {k: v for k, v in after["values"].items() if k.startswith("latency")},
         }
+
+
+def _counts(text: str, n_default: str) -> list[int]:
+    values = sorted({int(v) for v in (text or n_default).split(",") if v.strip()})
+    if len(values) == 1 and values[0] > 1:  # "--clients 8": 0, 1 and 8
+        values = [0, 1, values[0]]
+    return values
 
 
 def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
@@ -217,7 +268,8 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
     frames, source = _frames_for(detector, args.width, args.height)
     tmp = Path(tempfile.mkdtemp(prefix="spatial_ttt_bench_node_"))
     overrides = {"detector": detector, "method": method, "memory_dir": str(tmp / "memories"),
-                 "diagnostics_period_s": 0.25, "description_period_s": 0.0}
+                 "diagnostics_period_s": 0.25, "description_period_s": 0.0,
+                 "qos_reliability": args.qos, "qos_depth": 100}
     if detector == "onnx":
         overrides["model_path"] = str(args.model_path)
     isolate_ros_domain()
@@ -228,44 +280,54 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     try:
         client = NodeClient(node, timeout=30.0)
-        client.wait(60.0)
-        pub = StreamPublisher(node, pose="pose", labels=(detector == "labels"), depth_encoding="16UC1")
+        client.wait(120.0)
+        from spatial_ttt_ros.ros.stream_io import reliable_qos
+
+        qos = reliable_qos(100)
+        if args.qos == "best_effort":
+            from rclpy.qos import ReliabilityPolicy
+
+            qos.reliability = ReliabilityPolicy.BEST_EFFORT
+        pub = StreamPublisher(node, pose="pose", labels=(detector == "labels"), depth_encoding="16UC1", qos=qos)
         pub.wait_for_subscribers(30.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
         run = _Run(node, client, pub, frames, diagnostics)
         run.stream(10.0, 2.0)  # warm-up: model caches, DDS discovery of every topic
-        steps, sustained = [], 0.0
-        for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
-            step = run.stream(rate, args.step_seconds)
-            step["rate_hz"] = rate
-            steps.append(step)
-            # Kept up: at least 95 % of what was published got into memory (losses in DDS or the
-            # synchroniser count: they are frames the node was too busy to take), queue drops <= 2 %.
-            kept_up = step["processed"] >= 0.95 * step["published"] - 1 and step["dropped_fraction"] <= 0.02
-            print(f"  {detector}: {rate:5.1f} Hz in -> {step['processed_hz']:5.1f} Hz written, "
-                  f"{step['dropped_queue_full']} dropped, {step['lost_before_node']} lost before the node"
-                  + ("" if kept_up else "  (falls behind)"))
-            if not kept_up:
-                break
-            sustained = rate
-        at30 = run.stream(30.0, args.seconds, ask_period_s=0.2)
-        idle_ask, idle_describe = [], []
-        for i in range(40):
-            t = time.perf_counter()
-            client.ask(QUESTIONS[i % len(QUESTIONS)])
-            idle_ask.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            client.describe()
-            idle_describe.append(time.perf_counter() - t)
+        sustained: dict[str, float] = {}
+        steps: dict[str, list] = {}
+        for clients in _counts(args.sustain_clients, "0"):
+            best, steps[str(clients)] = 0.0, []
+            for rate in [float(r) for r in args.rates.split(",") if r.strip()]:
+                step = run.stream(rate, args.step_seconds, clients, args.client_period)
+                step["rate_hz"] = rate
+                steps[str(clients)].append(step)
+                # Kept up: at least 95 % of what was published got into memory, queue drops <= 2 %.
+                kept_up = step["processed"] >= 0.95 * step["published"] - 1 and \
+                    step["dropped_by"].get("queue_full", 0) <= 0.02 * step["published"]
+                print(f"  {detector}, {clients} client(s): {rate:5.1f} Hz in -> {step['processed_hz']:5.1f} Hz written, "
+                      f"{step['dropped']} dropped {step['dropped_by']}, {step['lost_before_node']} lost in DDS"
+                      + ("" if kept_up else "  (falls behind)"))
+                if not kept_up:
+                    break
+                best = rate
+            sustained[str(clients)] = best
+        at30 = {}
+        for clients in _counts(args.clients, "0,1,8"):
+            r = run.stream(30.0, args.seconds, clients, args.client_period)
+            at30[str(clients)] = r
+            print(f"  {detector}, 30 Hz, {clients} client(s): {r['dropped']} of {r['published']} dropped "
+                  f"({100 * r['dropped_fraction']:.1f} %), ask p95 {r['ask_latency'].get('p95_ms', float('nan')):.0f} ms, "
+                  f"describe p95 {r['describe_latency'].get('p95_ms', float('nan')):.0f} ms, identity "
+                  f"{'holds' if r['identity_holds'] else 'BROKEN'}")
         result = {
             "detector": detector,
             "method": method,
             "frames": source,
+            "client_period_s": args.client_period,
             "sustained_hz": sustained,
             "steps": steps,
             "at_30hz": at30,
-            "ask_latency_under_30hz": at30["ask_latency"],
-            "ask_latency_idle": _pct(idle_ask),
-            "describe_latency_idle": _pct(idle_describe),
+            "identity_holds": all(s["identity_holds"] for ss in steps.values() for s in ss)
+            and all(r["identity_holds"] for r in at30.values()),
             "device": run.counters()["values"].get("device", "?"),
         }
     finally:
@@ -273,6 +335,12 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
         rclpy.shutdown()
         proc.stop()
     return result
+
+
+def _ms(lat: dict) -> str:
+    if not lat.get("n"):
+        return "-"
+    return f"{lat['p50_ms']:.0f}/{lat['p95_ms']:.0f}/{lat['max_ms']:.0f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -286,19 +354,25 @@ def run(args: argparse.Namespace) -> int:
         print("bench node: no ONNX model (../shared/models/yolox_nano): labels only")
         detectors = ["labels"]
     results = [bench_one(d, args, method) for d in detectors]
-    print(f"\nnode speed ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, memory {method}):")
-    print("| front-end | frames | sustained [Hz] | dropped at 30 Hz | ask p50/p95 at 30 Hz [ms] | ask p50/p95 idle [ms] | describe p50/p95 [ms] |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"\nnode speed ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, memory {method}, "
+          f"clients call every {args.client_period} s):")
+    print("| front-end | frames | sustained [Hz] (clients) | clients at 30 Hz | dropped | ask p50/p95/max [ms] | "
+          "describe p50/p95/max [ms] | received = processed + dropped (+ change in flight) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        a30, ai, di = r["ask_latency_under_30hz"], r["ask_latency_idle"], r["describe_latency_idle"]
-        print(
-            f"| {r['detector']} | {r['frames']} | {r['sustained_hz']:.1f} | "
-            f"{100 * r['at_30hz']['dropped_fraction']:.0f} % ({r['at_30hz']['dropped_queue_full']} of {r['at_30hz']['synced']}) | "
-            f"{a30.get('p50_ms', float('nan')):.1f}/{a30.get('p95_ms', float('nan')):.1f} | "
-            f"{ai['p50_ms']:.1f}/{ai['p95_ms']:.1f} | {di['p50_ms']:.1f}/{di['p95_ms']:.1f} |"
-        )
+        sustained = ", ".join(f"{hz:.0f} ({c})" for c, hz in r["sustained_hz"].items())
+        for clients, a in r["at_30hz"].items():
+            print(
+                f"| {r['detector']} | {r['frames']} | {sustained} | {clients} | "
+                f"{100 * a['dropped_fraction']:.1f} % ({a['published'] - a['processed']} of {a['published']}) | "
+                f"{_ms(a['ask_latency'])} | {_ms(a['describe_latency'])} | "
+                f"{a['received']} = {a['processed']} + {a['dropped']}"
+                + (f" {a['in_flight_change']:+d} in flight" if a["in_flight_change"] else "")
+                + f" {'(holds)' if a['identity_holds'] else '(BROKEN)'} |"
+            )
     if args.json:
         doc = {"benchmark": "node", "method": method, "machine": platform.machine(), "cpus": os.cpu_count(),
+               "command": "spatial-ttt " + " ".join(sys.argv[1:]),
                "load_average_1min_at_end": os.getloadavg()[0], "results": results}
         write_json(args.json, doc)
-    return 0
+    return 0 if all(r["identity_holds"] for r in results) else 1
