@@ -113,18 +113,25 @@ def _aggregate(scored: list[tuple[dict, float]]) -> dict:
 
 
 def bootstrap_ci(per_scene: list[list[tuple[dict, float]]], n: int = BOOTSTRAP, seed: int = 0) -> list[float]:
-    """95 % interval of the overall score when the scenes are resampled with replacement."""
-    if len(per_scene) < 2:
-        o = _aggregate([x for sc in per_scene for x in sc])["overall"]
+    """95 % interval of the overall score when the scenes are resampled with replacement.
+
+    Repeats are left out of each scene once (as ``aggregate`` does); a scene drawn twice then
+    counts twice, as two scenes would.
+    """
+    from spatial_ttt_ros.evaluation.metrics import aggregate, find_duplicates
+
+    unique = []
+    for sc in per_scene:
+        rep = find_duplicates(r for r, _ in sc)
+        unique.append([x for i, x in enumerate(sc) if i not in rep])
+    if len(unique) < 2:
+        o = aggregate([x for sc in unique for x in sc], dedupe=False)["overall"]
         return [round(o, 2), round(o, 2)]
     rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        pick = rng.integers(0, len(per_scene), len(per_scene))
-        pooled = []
-        for k, i in enumerate(pick):  # a scene drawn twice is two scenes, not a repeated question
-            pooled += [({**rec, "scene_name": f"{rec.get('scene_name')}#{k}"}, sc) for rec, sc in per_scene[i]]
-        vals.append(_aggregate(pooled)["overall"])
+    vals = [
+        aggregate([x for i in rng.integers(0, len(unique), len(unique)) for x in unique[i]], dedupe=False)["overall"]
+        for _ in range(n)
+    ]
     lo, hi = np.percentile(vals, [2.5, 97.5])
     return [round(float(lo), 2), round(float(hi), 2)]
 

@@ -182,16 +182,17 @@ def find_duplicates(records: Iterable[dict]) -> dict[int, int]:
     return dup
 
 
-def aggregate(scored: Iterable[tuple[dict, float]]) -> dict:
+def aggregate(scored: Iterable[tuple[dict, float]], dedupe: bool = True) -> dict:
     """``{"overall": %, "tasks": {task: %}, "levels": {rel_direction level: %}, "counts": {task: n},
     "duplicates": {task: n}}``.
 
     Each distinct question (``question_key``) is scored once: its first record counts, its
     repeats are left out and counted under ``duplicates``. Overall is the unweighted mean
-    over task types present (0.0 when nothing was scored).
+    over task types present (0.0 when nothing was scored). ``dedupe=False``: the caller has
+    already left the repeats out (the benchmark's bootstrap pools de-duplicated scenes).
     """
     scored = list(scored)
-    repeats = find_duplicates(r for r, _ in scored)
+    repeats = find_duplicates(r for r, _ in scored) if dedupe else {}
     by_type: dict[str, list[float]] = defaultdict(list)
     duplicates: dict[str, int] = defaultdict(int)
     for i, (record, score) in enumerate(scored):

@@ -26,11 +26,13 @@ from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
 from spatial_ttt_ros.memory.learned_readout import decode, grid_inputs, seen_floor
 from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
-from spatial_ttt_ros.memory.learned_writes import frame_writes
+from spatial_ttt_ros.memory.learned_writes import frame_floor, frame_writes
 from spatial_ttt_ros.perception.tokens import N_CLASSES, TIME_SCALE, FrameTokens
 
 STATE_KIND = "spatial_ttt_ros.learned_map_state"
 KEYFRAME_HZ = 2.0
+FLOOR_RING = 256  # frames whose lowest seen surface the floor height is estimated from
+FLOOR_QUANTILE = 0.2
 MAX_SPAN_M = 1.0e4  # positions beyond this are refused (a corrupt pose, not a building)
 
 
@@ -57,6 +59,9 @@ class LearnedTTTMemory:
     def reset(self) -> None:
         self.w = self.model.init_weights()
         self.offset = torch.zeros(2)  # drift correction carried between chunks (memory/learned_alignment.py)
+        # Floor height: a low percentile of the lowest surface seen per frame (a fixed ring of them).
+        self.floor_seen = torch.full((FLOOR_RING,), float("nan"))
+        self.floor_z = 0.0
         self.lo: np.ndarray | None = None  # (2,) world xy box of what was written
         self.hi: np.ndarray | None = None
         self.pending: list[FrameTokens] = []
@@ -81,12 +86,20 @@ class LearnedTTTMemory:
         self.pending.append(tokens)
         self.n_written += 1
         if len(self.pending) >= self.model.cfg.chunk_frames:
+            self._update_floor(frames_to_tensors(self.pending)[1])
             self.w, self.offset, self.lo, self.hi = self._stepped(self.pending)
             self.pending = []
 
+    def _update_floor(self, geo: torch.Tensor) -> None:
+        low = frame_floor(geo)
+        self.floor_seen = torch.cat([self.floor_seen[len(low):], low])[-FLOOR_RING:]
+        seen = self.floor_seen[torch.isfinite(self.floor_seen)]
+        if len(seen):
+            self.floor_z = float(torch.quantile(seen, FLOOR_QUANTILE))
+
     def _stepped(self, frames: list[FrameTokens]):
         """Write ``frames`` as one chunk on top of the state -> (w, offset, lo, hi); the state is unchanged."""
-        toks = frame_writes(*frames_to_tensors(frames))
+        toks = frame_writes(*frames_to_tensors(frames), floor_z=self.floor_z)
         if toks.xy.shape[0] == 0:
             return self.w, self.offset, self.lo, self.hi
         with torch.no_grad():
@@ -129,7 +142,7 @@ class LearnedTTTMemory:
         objects = [
             InventoryObject(
                 label=CLASSES[o.class_id],
-                center=np.array([o.xy[0], o.xy[1], o.z]),
+                center=np.array([o.xy[0], o.xy[1], o.z + self.floor_z]),
                 size=o.size,
                 first_seen=o.first_seen / TIME_SCALE,
                 confidence=float(min(1.0, o.score)),
@@ -143,7 +156,7 @@ class LearnedTTTMemory:
 
     # ---------------------------------------------------------------- state
     def state_bytes(self) -> int:
-        n = self.w.numel() * self.w.element_size() + self.offset.nbytes + 2 * 16 + 64
+        n = self.w.numel() * self.w.element_size() + self.offset.nbytes + self.floor_seen.nbytes + 2 * 16 + 64
         for f in self.pending:  # at most chunk_frames - 1 frames
             n += f.ego.nbytes + f.geometry.nbytes + f.objects.nbytes + f.object_valid.nbytes
         return n
@@ -163,7 +176,7 @@ class LearnedTTTMemory:
             "signature": json.dumps(self.signature()),
             "stream": json.dumps({
                 "start_stamp": self.start_stamp, "last_stamp": self.last_stamp, "n_frames": self.n_frames,
-                "n_written": self.n_written, "next_due": self.next_due, "offset": self.offset.tolist(),
+                "n_written": self.n_written, "next_due": self.next_due, "offset": self.offset.tolist(), "floor_z": self.floor_z,
                 "lo": None if self.lo is None else self.lo.tolist(), "hi": None if self.hi is None else self.hi.tolist(),
             }),
         }
@@ -200,12 +213,17 @@ class LearnedTTTMemory:
         self.lo = None if st["lo"] is None else np.array(st["lo"], np.float64)
         self.hi = None if st["hi"] is None else np.array(st["hi"], np.float64)
         self.offset = torch.tensor(st["offset"], dtype=torch.float32)
+        self.floor_z = st["floor_z"]
 
 
 def _validated_stream(stream, name: str) -> dict:
     if not isinstance(stream, dict):
         raise ValueError(f"{name}: no stream metadata")
     out = {}
+    fz = stream.get("floor_z", 0.0)
+    if not isinstance(fz, (int, float)) or not math.isfinite(fz) or abs(fz) > MAX_SPAN_M:
+        raise ValueError(f"{name}: floor_z = {fz!r} is not a height")
+    out["floor_z"] = float(fz)
     for k in ("start_stamp", "last_stamp", "next_due"):
         v = stream.get(k)
         if not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > 1e10:
@@ -249,7 +267,9 @@ class AttentionMemory(LearnedTTTMemory):
         self.last_stamp = float(tokens.stamp)
         self.n_frames += 1
         self.n_written += 1
-        toks = frame_writes(*frames_to_tensors([tokens]))
+        arrays = frames_to_tensors([tokens])
+        self._update_floor(arrays[1])
+        toks = frame_writes(*arrays, floor_z=self.floor_z)
         with torch.no_grad():
             eta = self.model.rates(toks)
         self.frames.append((float(tokens.stamp), toks, eta))

@@ -53,12 +53,30 @@ class WriteTokens:
         return WriteTokens(*(torch.cat([getattr(p, f) for p in parts]) for f in ("xy", "target", "mask", "lr_in", "kind")))
 
 
-def frame_writes(ego: Tensor, geo: Tensor, obj: Tensor, valid: Tensor) -> WriteTokens:
+def frame_floor(geo: Tensor) -> Tensor:
+    """geo [F, GH, GW, GEO_DIM] -> [F] the lowest cell mean height each frame sees (NaN where none):
+    the floor when a cell looks at it. The memory keeps a low percentile of these as the floor
+    height (memory/learned_memory.py), since worlds differ in where z = 0 is. (A cell's mean, not
+    its lowest pixel: single depth outliers put that a metre under a real floor.)"""
+    ok = geo[..., GEO_FIELDS["valid_fraction"]][..., 0] >= MIN_CELL_VALID
+    z = torch.where(ok, geo[..., GEO_FIELDS["mean_xyz"].start + 2], torch.full_like(ok, float("inf"), dtype=geo.dtype))
+    low = z.flatten(1).min(1).values
+    return torch.where(torch.isfinite(low), low, torch.full_like(low, float("nan")))
+
+
+def frame_writes(ego: Tensor, geo: Tensor, obj: Tensor, valid: Tensor, floor_z: float = 0.0) -> WriteTokens:
     """ego [F, EGO_DIM], geo [F, GH, GW, GEO_DIM], obj [F, M, OBJ_DIM], valid [F, M] bool -> tokens.
 
+    Heights are taken relative to ``floor_z`` (the world's floor height; the simulator's is 0).
     Tokens are ordered frame by frame (objects, see-through, floor), so a chunk of frames is a
     contiguous run.
     """
+    if floor_z:
+        ego, geo, obj = ego.clone(), geo.clone(), obj.clone()
+        ego[:, EGO_FIELDS["position"].start + 2] -= floor_z
+        for f in ("mean_xyz",):
+            geo[..., GEO_FIELDS[f].start + 2] -= floor_z
+        obj[..., OBJ_FIELDS["center"].start + 2] -= floor_z
     parts = []
     for f in range(ego.shape[0]):
         parts += [_objects(ego[f], obj[f][valid[f]]), _see_through(ego[f], geo[f]), _floor(ego[f], geo[f])]

@@ -28,7 +28,7 @@ DEFAULT_METHOD = OBJECT_MAP
 
 
 def parse_method(method: str) -> str:
-    """Normalise a method name ("TTT-Frozen " -> "ttt_frozen"); ValueError listing the known ones."""
+    """Normalise a method name ("TTT-No-Align " -> "ttt_no_align"); ValueError listing the known ones."""
     key = str(method).strip().lower().replace("-", "_")
     if key not in METHODS:
         raise ValueError(f"unknown memory method {method!r}; choose from {', '.join(METHODS)}")
