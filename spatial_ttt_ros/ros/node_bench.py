@@ -100,6 +100,107 @@ def _frames_for(detector: str, width: int, height: int):
     return [f for f, _ in s.frames()], f"simulator ({width}x{height})"
 
 
+def _client_loop(rclpy, index: int, period_s: float, latencies: dict, ready, start, stop) -> None:
+    """One planner: its own node and executor, alternating ~/ask and ~/describe."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    from spatial_ttt_ros.ros.stream_io import NodeClient
+
+    node = rclpy.create_node(f"bench_node_speed_client_{index}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    client = NodeClient(node, timeout=30.0, executor=executor)
+    try:
+        client.wait(60.0)  # discovery is not part of a call's latency
+        ready.release()
+        start.wait()
+        stop.wait(period_s * index / 8)  # clients do not all call at the same instant
+        i = index  # and start on different calls, so asks and describes interleave
+        while not stop.is_set():
+            t = time.perf_counter()
+            if i % 2 == 0:
+                ok = client.ask(QUESTIONS[(i // 2) % len(QUESTIONS)]).success
+                kind = "ask"
+            else:
+                ok = client.describe().success
+                kind = "describe"
+            latencies[kind].append(time.perf_counter() - t)
+            if not ok:
+                latencies["failed"].append(kind)
+            i += 1
+            stop.wait(max(0.0, period_s - (time.perf_counter() - t)))
+    finally:
+        executor.remove_node(node)
+        node.destroy_node()
+
+
+def _clients_main(n: int, period_s: float) -> None:
+    """The planners' process: ``n`` clients on their own threads. Protocol on stdin/stdout:
+    prints "ready" once every client found the services, starts on a "start" line, stops on
+    a "stop" line and prints the latencies as one JSON line."""
+    import json
+    import sys
+
+    import rclpy
+
+    rclpy.init()
+    latencies: dict[str, list] = {"ask": [], "describe": [], "failed": []}
+    all_ready = threading.Semaphore(0)
+    go, halt = threading.Event(), threading.Event()
+    threads = [threading.Thread(target=_client_loop, args=(rclpy, k, period_s, latencies, all_ready, go, halt), daemon=True)
+               for k in range(n)]
+    for t in threads:
+        t.start()
+    for _ in range(n):
+        all_ready.acquire()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "start":
+            go.set()
+        elif line.strip() == "stop":
+            break
+    halt.set()
+    for t in threads:
+        t.join(30.0)
+    print(json.dumps(latencies), flush=True)
+    rclpy.shutdown()
+
+
+class _Clients:
+    """``n`` clients in their own process: a planner is another process than the camera
+    driver, and this process's GIL stays with the publisher."""
+
+    def __init__(self, n: int, period_s: float) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spatial_ttt_ros.ros.node_bench", "--clients-process", str(n), str(period_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()  # blocks until the clients are ready (or the process died)
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the bench clients did not start: {line!r}")
+
+    def begin(self) -> None:
+        self.proc.stdin.write("start\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> dict:
+        import json
+
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
+        try:
+            return json.loads(self.proc.stdout.readline())
+        finally:
+            try:
+                self.proc.wait(30.0)
+            except Exception:  # noqa: BLE001 - a client stuck in a call: do not hang the bench
+                self.proc.kill()
+
+
 class _Run:
     """One node process plus the publishing/calling side in this process."""
 
@@ -128,36 +229,6 @@ class _Run:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.rclpy.spin_once(self.node, timeout_sec=0.02)
-
-    def _client_loop(self, index: int, period_s: float, latencies: dict, stop) -> None:
-        """One planner: its own node and executor, alternating ~/ask and ~/describe."""
-        from rclpy.executors import SingleThreadedExecutor
-
-        from spatial_ttt_ros.ros.stream_io import NodeClient
-
-        node = self.rclpy.create_node(f"bench_node_speed_client_{index}")
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        client = NodeClient(node, timeout=30.0, executor=executor)
-        try:
-            i = index  # clients start on different calls, so asks and describes interleave
-            stop.wait(period_s * index / 8)  # and not all at the same instant
-            while not stop.is_set():
-                t = time.perf_counter()
-                if i % 2 == 0:
-                    ok = client.ask(QUESTIONS[(i // 2) % len(QUESTIONS)]).success
-                    kind = "ask"
-                else:
-                    ok = client.describe().success
-                    kind = "describe"
-                latencies[kind].append(time.perf_counter() - t)
-                if not ok:
-                    latencies["failed"].append(kind)
-                i += 1
-                stop.wait(max(0.0, period_s - (time.perf_counter() - t)))
-        finally:
-            executor.remove_node(node)
-            node.destroy_node()
 
     def counters(self) -> dict:
         """The frame ledger from a /diagnostics message published after this call."""
@@ -193,12 +264,9 @@ class _Run:
 
     def stream(self, rate_hz: float, seconds: float, clients: int = 0, client_period_s: float = 0.2) -> dict:
         before = self.settled()
-        latencies: dict[str, list] = {"ask": [], "describe": [], "failed": []}
-        stop = threading.Event()
-        threads = [threading.Thread(target=self._client_loop, args=(k, client_period_s, latencies, stop), daemon=True)
-                   for k in range(clients)]
-        for t in threads:
-            t.start()
+        clients_proc = _Clients(clients, client_period_s) if clients else None
+        if clients_proc is not None:
+            clients_proc.begin()
         published = 0
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -209,9 +277,7 @@ class _Run:
             if delay > 0:
                 time.sleep(delay)
         elapsed = time.monotonic() - t0
-        stop.set()
-        for t in threads:
-            t.join(30.0)
+        latencies = clients_proc.finish() if clients_proc is not None else {"ask": [], "describe": [], "failed": []}
         after = self.settled()
         received = after["received"] - before["received"]
         processed = after["processed"] - before["processed"]
@@ -376,3 +442,10 @@ def run(args: argparse.Namespace) -> int:
                "load_average_1min_at_end": os.getloadavg()[0], "results": results}
         write_json(args.json, doc)
     return 0 if all(r["identity_holds"] for r in results) else 1
+
+
+if __name__ == "__main__":  # the clients' process (_Clients)
+    import sys
+
+    if len(sys.argv) == 4 and sys.argv[1] == "--clients-process":
+        _clients_main(int(sys.argv[2]), float(sys.argv[3]))
