@@ -111,7 +111,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "model_threads",
         0,
-        "CPU threads for the memory model's torch ops (0 = torch's default, one per core). On a small "
+        "CPU threads for the memory model's torch ops (0 = half the cores, at least one). On a small "
         "CPU shared with the detector and the robot's other processes, fewer can mean fewer dropped frames.",
         0,
         64,
