@@ -41,6 +41,7 @@ def _answers(mem, s) -> list:
     return out
 
 
+@pytest.mark.slow
 def test_every_method_decodes_objects_and_every_ablation_changes_answers(stream):
     answers, counts = {}, {}
     for method in METHODS:
