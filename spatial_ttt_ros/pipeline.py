@@ -154,11 +154,14 @@ class SpatialMemoryPipeline:
         self._inventory: Inventory | None = None  # cached until the next frame
         self.version = 0  # bumped by every change of the memory (frame, reset, load)
         self._read_out_version = 0  # version of the last read_out()
-        # Frames between two read-outs while frames stream: a learned memory writes a chunk of
-        # frames in one step and its decode costs tens of ms, so it is decoded once per chunk;
-        # the object map's inventory is cheap (about 2 ms), so every frame.
+        # Most frames between two read-outs while frames stream (the bound on staleness): a learned
+        # memory writes a chunk of frames in one step and its decode costs tens of ms, so it is
+        # decoded once per chunk; the object map's inventory costs a few ms (more under load: a
+        # deep copy and a merge pass in Python), so every frame while the writer has time to
+        # spare and at least every 4th frame when it falls behind.
         cfg = getattr(getattr(memory, "model", None), "cfg", None)
-        self.read_out_every = max(1, int(getattr(cfg, "chunk_frames", 1)))
+        self.read_out_every = max(1, int(getattr(cfg, "chunk_frames", 4)))
+        self._chunked = hasattr(memory, "pending")  # writes buffered frames in chunks
         self._chunk_written = False
 
     @property
@@ -209,12 +212,15 @@ class SpatialMemoryPipeline:
         self.version += 1
         return tokens
 
-    def read_out_due(self) -> bool:
-        """A read-out is due: the memory changed and has just written its pending frames (a
-        chunk boundary: decoding then needs no extra step on a copy), or ``read_out_every``
-        changes happened since the last read-out (the bound on staleness)."""
+    def read_out_due(self, idle: bool = False) -> bool:
+        """A read-out is due when the memory changed since the last one and: ``read_out_every``
+        changes happened (the bound on staleness), or a chunked memory has just written its
+        pending frames (decoding then needs no extra step on a copy), or the caller has nothing
+        else to do (``idle``: no frame waiting) and the memory is not chunked."""
         behind = self.version - self._read_out_version
-        return behind >= self.read_out_every or (behind > 0 and self._chunk_written)
+        if behind <= 0:
+            return False
+        return behind >= self.read_out_every or self._chunk_written or (idle and not self._chunked)
 
     def read_out(self) -> ReadOut:
         """Decode the memory now into an immutable ``ReadOut`` (the caller serialises this with

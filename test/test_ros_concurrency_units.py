@@ -88,17 +88,24 @@ def frames():
     return [f for f, _ in s.frames()]
 
 
-def test_object_map_reads_out_every_frame(frames):
+def test_object_map_reads_out_every_idle_frame_and_every_few_when_behind(frames):
     p = build_pipeline(PipelineConfig(method="object_map"))
     outs = []
-    for f in frames[:5]:
+    for f in frames[:5]:  # the worker has time to spare: a snapshot per frame
         p.process(f)
-        assert p.read_out_due()
+        assert p.read_out_due(idle=True)
         outs.append(p.read_out())
-        assert not p.read_out_due()
+        assert not p.read_out_due(idle=True)
     assert [o.frames for o in outs] == [1, 2, 3, 4, 5]
     assert outs[-1].stamp == pytest.approx(frames[4].stamp)
     assert outs[-1].description  # the text is made with the snapshot, not per question
+    due = []
+    for i, f in enumerate(frames[5:15]):  # frames queue up: at most read_out_every frames stale
+        p.process(f)
+        if p.read_out_due(idle=False):
+            due.append(i + 1)
+            p.read_out()
+    assert due == list(range(p.read_out_every, 11, p.read_out_every)) and p.read_out_every > 1
 
 
 def test_ttt_reads_out_once_per_chunk_and_snapshots_do_not_change(frames):

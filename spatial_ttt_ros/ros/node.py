@@ -354,14 +354,15 @@ class SpatialTTTNode(LifecycleNode):
                 msg_type, INPUT_TOPICS[name], self._guarded(cb), qos, callback_group=group
             )
 
+        # camera_info is latched by many drivers; reliable + transient-local would miss best-effort
+        # publishers, so it uses the input QoS like the images. Subscribed first: rclpy's executor looks at
+        # ready subscriptions in creation order, so the first frame's camera_info usually precedes its depth.
+        sub("camera_info", CameraInfo, self._on_camera_info)
         if p.use_compressed:
             sub("compressed", CompressedImage, self._on_color)
         else:
             sub("color", Image, self._on_color)
         sub("depth", Image, self._on_depth)
-        # camera_info is latched by many drivers; reliable + transient-local would miss best-effort
-        # publishers, so it uses the input QoS like the images.
-        sub("camera_info", CameraInfo, self._on_camera_info)
         if p.detector == "labels":
             sub("labels", Image, self._on_labels)
         if pose_mode == "tf":
@@ -760,7 +761,9 @@ class SpatialTTTNode(LifecycleNode):
                 return "reset"  # the memory was reset or reloaded while this frame waited
             with self._autocast():
                 pipeline.process(frame)
-            if pipeline.read_out_due():  # here, on the worker: a question never decodes the memory
+            # Here, on the worker: a question never decodes the memory. Every frame while no frame
+            # waits; when frames queue up, only every few frames (the pipeline's bound).
+            if pipeline.read_out_due(idle=self._worker is None or self._worker.depth() == 0):
                 self._publish_read_out()
         qa = self._qa
         if qa is not None and qa.uses_vlm:  # colour to the VLM (keyframes only), outside the pipeline lock
