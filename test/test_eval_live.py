@@ -57,9 +57,11 @@ def test_offline_and_live_give_the_same_answers(sim_dir, tmp_path, method, rate)
     assert live["dropped_frames"] == 0, live["drops"]
     assert stream_q["live"]["frames_seen"] == 41
     for a, b in zip(offline["questions"], live["questions"]):
-        # numbers to rounding: the node builds poses from messages with its own (equivalent) maths
+        # numbers to rounding: the node builds poses from messages with its own (equivalent) maths,
+        # and the learned map computes in float32 (a 1e-9 pose difference shows at 1e-8)
         if isinstance(a["prediction"], float):
-            assert b["prediction"] == pytest.approx(a["prediction"], rel=1e-9, abs=1e-9), a["id"]
+            tol = 1e-9 if method == "object_map" else 1e-6
+            assert b["prediction"] == pytest.approx(a["prediction"], rel=tol, abs=tol), a["id"]
         else:
             assert a["prediction"] == b["prediction"], (a["id"], a["prediction"], b["prediction"])
         assert a["answer"] == b["answer"]

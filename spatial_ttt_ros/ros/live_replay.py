@@ -260,7 +260,8 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
         reliability = ReliabilityPolicy.RELIABLE if cfg.qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability,
                          durability=DurabilityPolicy.VOLATILE)  # the node's input QoS (sensor data by default)
-        pubs = {src: node.create_publisher(cls, dst, qos) for src, (dst, cls) in routes.items()}
+        # The node's inputs are relative names, so they live under its namespace.
+        pubs = {src: node.create_publisher(cls, f"{NAMESPACE}/{dst.lstrip('/')}", qos) for src, (dst, cls) in routes.items()}
         node.create_subscription(DiagnosticArray, "/diagnostics", diag.on_msg, 50)
         ask = node.create_client(Ask, f"{target}/ask")
 
