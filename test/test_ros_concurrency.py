@@ -165,8 +165,9 @@ def test_frames_accounted_while_clients_ask(tmp_path):
         assert sum(by.values()) == dropped, by
         # The synchroniser's losses: at least the label-less frames and the colour-less run (more when
         # the loaded executor takes one topic far ahead of another), evictions among them.
+        # (Whether a lost frame is counted as an overflow eviction or as having no partner depends on
+        # the order the loaded executor delivers the topics in: both are synchroniser losses.)
         assert by.get("sync_no_partner", 0) + by.get("sync_overflow", 0) >= len(NO_LABELS) + len(NO_COLOR), by
-        assert by.get("sync_overflow", 0) >= 1, by
         assert by.get("queue_full", 0) == int(last["dropped (queue full)"])
         # The memory holds what the ledger says was written (the snapshot catches up once idle).
         time.sleep(0.5)

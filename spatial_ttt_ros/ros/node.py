@@ -33,16 +33,13 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -61,28 +58,18 @@ from spatial_ttt_ros.pipeline import PipelineConfig, ReadOut, SpatialMemoryPipel
 from spatial_ttt_ros.pipeline import build_pipeline as build_core_pipeline
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import SceneDescription
-from spatial_ttt_ros.answer import QuestionError
 from spatial_ttt_ros.ros import conversions as conv
 from spatial_ttt_ros.ros.frame_sync import (
-    DROP_BACK,
-    HELD,
-    NEW_LINE_BACK,
-    NEW_LINE_FORWARD,
-    OUT_OF_ORDER,
     ApproximateTimeSync,
-    SyncedSet,
     TimeLine,
 )
+from spatial_ttt_ros.ros.node_inputs import FramePayload, InputHandling
+from spatial_ttt_ros.ros.node_services import ServiceHandlers
+from spatial_ttt_ros.ros.node_status import StatusPublishing
 from spatial_ttt_ros.ros.memory_files import (
-    MemoryPathError,
-    check_loaded_counters,
-    check_memory_files,
     remove_orphan_temp_files,
-    resolve_memory_path,
-    save_atomically,
 )
 from spatial_ttt_ros.ros.params import NodeParams, check_parameter, declare_parameters, read_parameters
-from spatial_ttt_ros.ros.input_limits import MAX_QUESTION_CHARS, compressed_image_size
 from spatial_ttt_ros.ros.stats import FrameLedger, NodeStats, safe_text
 from spatial_ttt_ros.ros.worker import FrameWorker, WorkItem
 from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
@@ -93,7 +80,6 @@ except ImportError:  # pragma: no cover - depends on the machine
     tf2_ros = None
 
 NODE_NAME = "spatial_ttt"
-MAX_STAMP_S = 2.0**31  # builtin_interfaces/Time.sec is an int32
 JUMP_CONFIRM_FRAMES = 3  # consecutive frames that must agree before the stream's time line switches
 # Executor threads: one for the inputs (a mutually exclusive group), the rest for read-only services
 # side by side and the timers; more only adds GIL contention on a small CPU.
@@ -180,17 +166,10 @@ def build_pipeline(p: NodeParams, device: str, on_stage=None) -> SpatialMemoryPi
     return build_core_pipeline(pipeline_config(p, device), on_stage=on_stage)
 
 
-@dataclass
-class FramePayload:
-    synced: SyncedSet
-    K: np.ndarray
-    frame_id: str  # the depth image's frame (TF lookups)
-
-
 # ----------------------------------------------------------------------------- the node
 
 
-class SpatialTTTNode(LifecycleNode):
+class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self)
@@ -501,187 +480,6 @@ class SpatialTTTNode(LifecycleNode):
 
     # ------------------------------------------------------------------ inputs
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        try:
-            K = conv.camera_info_to_K(msg)
-        except ValueError as exc:
-            self._problem("bad_camera_info", str(exc))
-            return
-        self._camera_info, self._K = msg, K
-
-    def _on_color(self, msg) -> None:
-        self._add("color", msg)
-
-    def _on_depth(self, msg: Image) -> None:
-        self._add("depth", msg)
-
-    def _on_labels(self, msg: Image) -> None:
-        self._add("labels", msg)
-
-    def _take_pose_topic(self, topic: str) -> bool:
-        if self._pose_topic_in_use is None:
-            self._pose_topic_in_use = topic
-            self.get_logger().info(f"camera pose from {topic}")
-        return self._pose_topic_in_use == topic
-
-    def _on_pose(self, msg: PoseStamped) -> None:
-        topic = self._topic("pose")
-        if not self._take_pose_topic(topic):
-            return
-        try:
-            T = conv.pose_to_matrix(msg.pose)
-        except ValueError as exc:
-            self._problem("bad_pose", f"{topic}: {exc}")
-            return
-        self._check_world_frame(msg.header.frame_id, topic)
-        self._add("pose", msg, T)
-
-    def _on_odom(self, msg: Odometry) -> None:
-        topic = self._topic("odom")
-        if not self._take_pose_topic(topic):
-            return
-        try:
-            T = conv.pose_to_matrix(msg.pose.pose) @ self._camera_in_base
-        except ValueError as exc:
-            self._problem("bad_pose", f"{topic}: {exc}")
-            return
-        self._check_world_frame(msg.header.frame_id, topic)
-        self._add("pose", msg, T)
-
-    def _check_world_frame(self, frame_id: str, topic: str) -> None:
-        params = self.params
-        if params is not None and frame_id and frame_id.lstrip("/") != params.world_frame:
-            self._problem(
-                "pose_frame",
-                f"{topic} is in frame '{safe_text(frame_id, 64)}', not world_frame '{params.world_frame}'; used as if it were",
-            )
-
-    def _add(self, stream: str, msg, item=None) -> None:
-        # A frame is a depth message (the synchroniser's anchor): counted as received here, and
-        # from now on every way out of the node is counted in the ledger.
-        anchor = stream == "depth"
-        if anchor:
-            self.ledger.receive()
-        stamp = conv.stamp_to_sec(msg.header.stamp)
-        if not (0.0 <= stamp < MAX_STAMP_S):
-            if anchor:
-                self.ledger.drop("sync", "bad_stamp")
-            self._problem("bad_stamp", f"{stream} message stamped {stamp:.3f} s: dropped (stamps are seconds since the epoch)")
-            return
-        with self._sync_lock:
-            sync = self._sync
-            if sync is None:
-                if anchor:
-                    self.ledger.drop("sync", "inactive")
-                return
-            result = sync.add(stream, stamp, msg if item is None else item)
-            # Counted under the sync lock, so the ledger's "sync" count is the anchors buffered.
-            self.ledger.drop("sync", "time_jump", result.discarded_on_jump)
-            for d in result.dropped:  # evicted from a full buffer, or proven to have no partner
-                self.ledger.drop("sync", "sync_overflow" if d.overflow else "sync_no_partner")
-            self.ledger.move("sync", "checks", len(result.sets))
-        if result.time_jump:
-            self._problem(
-                "input_buffers_cleared",
-                f"time jumped back on {stream} (to {stamp:.3f} s): input buffers cleared"
-                + (f", {result.discarded_on_jump} waiting frame(s) discarded" if result.discarded_on_jump else ""),
-            )
-        for d in result.dropped:
-            for missing in d.missing:
-                why = "in time (input buffer full)" if d.overflow else f"within {sync.tolerance} s of it"
-                kind = {"pose": "no_pose", "color": "no_color", "labels": "no_labels"}.get(missing, f"no_{missing}")
-                hint = ""
-                if d.overflow and missing == "labels":
-                    hint = f" (detector 'labels' needs {self._topic('labels')}; a plain camera wants detector 'onnx')"
-                elif d.overflow and missing == "pose":
-                    hint = f" (is anything publishing {self._topic('pose')} or {self._topic('odom')}? see pose_source)"
-                self._problem(kind, f"frame at {d.stamp:.3f} s dropped: no {missing} message {why}{hint}")
-                break  # one problem per dropped frame
-        for s in result.sets:
-            self._offer(s)
-
-    def _offer(self, s: SyncedSet) -> None:
-        """Cheap header checks, stamp order, then the worker's queue (never blocks)."""
-        # Locals: a lifecycle transition may clear these while a callback is still running.
-        worker, params, K, timeline = self._worker, self.params, self._K, self._timeline
-        if worker is None or params is None or timeline is None:
-            self.ledger.drop("checks", "inactive")
-            return  # deactivated while this frame was being paired
-        self.stats.input_rate.tick()
-        reason = self._checked(s, worker, params, K, timeline)
-        if reason is not None:
-            self.ledger.drop("checks", reason)
-            return
-        if not worker.offer(FramePayload(s, K, s.items["depth"].header.frame_id)):
-            self._problem("queue_full", f"worker busy: oldest queued frame dropped (queue_size {worker.capacity})")
-
-    def _checked(self, s: SyncedSet, worker: FrameWorker, params: NodeParams, K, timeline: TimeLine) -> str | None:
-        """None when the frame may go to the worker, else why it is dropped (logged and counted)."""
-        depth, color = s.items["depth"], s.items["color"]
-        if K is None:
-            self._problem("no_camera_info", f"frame at {s.stamp:.3f} s dropped: no camera_info received yet on {self._topic('camera_info')}")
-            return "no_camera_info"
-        # The stamp first: it is the stream's clock even when the frame's content is refused
-        # below, so refused frames do not make the next good ones look like a jump.
-        with self._sync_lock:
-            last = timeline.last
-            verdict = timeline.check(s.stamp, follow_back=params.on_time_jump == "reset")
-        if verdict == OUT_OF_ORDER:
-            self._problem("out_of_order", f"frame at {s.stamp:.3f} s is not newer than the last ({last:.3f} s): dropped")
-            return "out_of_order"
-        if verdict == HELD:
-            self._problem("time_outlier", f"frame at {s.stamp:.3f} s is far from the stream's time ({last:.3f} s): dropped "
-                          f"unless {timeline.confirm} frames in a row agree on the new time")
-            return "time_outlier"
-        if verdict == DROP_BACK:
-            self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s: frame at {s.stamp:.3f} s dropped (on_time_jump=drop)")
-            return "time_jump"
-        if verdict == NEW_LINE_BACK:
-            self._problem("time_jump", f"stamp went back {last - s.stamp:.2f} s (to {s.stamp:.3f} s) for "
-                          f"{timeline.confirm} frames: memory reset, new stream")
-            worker.new_generation()
-        elif verdict == NEW_LINE_FORWARD:
-            self.get_logger().warning(f"stamps jumped forward {s.stamp - last:.2f} s (to {s.stamp:.3f} s): the stream goes on")
-        reason = self._header_problem(depth, color, s.items.get("labels"), params.max_image_pixels)
-        if reason is not None:
-            self._problem(*reason)
-            return reason[0]
-        return None
-
-    def _header_problem(self, depth: Image, color, labels, max_pixels: int) -> tuple[str, str] | None:
-        # Size first, on the header alone: nothing big is decoded or copied before this.
-        if depth.width * depth.height > max_pixels:
-            return "image_too_large", f"depth is {depth.width}x{depth.height}, over max_image_pixels {max_pixels}"
-        if isinstance(color, CompressedImage):
-            size = compressed_image_size(color.data)
-            if size is None:
-                return "bad_compressed_image", f"compressed colour (format '{safe_text(color.format, 40)}') is not a PNG or JPEG"
-            if size[0] * size[1] > max_pixels:
-                return "image_too_large", f"compressed colour decodes to {size[0]}x{size[1]}, over max_image_pixels {max_pixels}"
-        denc = depth.encoding.lower()
-        if denc not in conv.DEPTH_ENCODINGS:
-            return "unsupported_encoding", f"depth encoding '{safe_text(depth.encoding, 40)}' (use 16UC1 millimetres or 32FC1 metres)"
-        if isinstance(color, Image):
-            if color.encoding.lower() not in conv.COLOR_ENCODINGS:
-                return "unsupported_encoding", f"colour encoding '{safe_text(color.encoding, 40)}' (use rgb8, bgr8 or mono8)"
-            if (color.width, color.height) != (depth.width, depth.height):
-                return (
-                    "size_mismatch",
-                    f"colour is {color.width}x{color.height} but depth is {depth.width}x{depth.height}; "
-                    "publish depth registered to the colour image",
-                )
-        if labels is not None:
-            if labels.encoding.lower() not in conv.LABEL_ENCODINGS:
-                return "unsupported_encoding", f"label encoding '{safe_text(labels.encoding, 40)}' (use 16UC1 or mono8)"
-            if (labels.width, labels.height) != (depth.width, depth.height):
-                return "size_mismatch", f"labels are {labels.width}x{labels.height} but depth is {depth.width}x{depth.height}"
-        info = self._camera_info
-        if info.width and info.height and (info.width, info.height) != (depth.width, depth.height):
-            return "size_mismatch", f"camera_info is {info.width}x{info.height} but depth is {depth.width}x{depth.height}"
-        return None
-
-    # ------------------------------------------------------------------ worker side
-
     def _autocast(self):
         if not self._fp16:
             return contextlib.nullcontext()
@@ -784,315 +582,6 @@ class SpatialTTTNode(LifecycleNode):
                 self.get_logger().error("".join(traceback.format_exception(exc)))
 
     # ------------------------------------------------------------------ services
-
-    def _refused_unless(self, response, states: tuple[str, ...] = ("active",), field: str = "error") -> bool:
-        """Services follow the lifecycle: answer only in ``states``, else success false and why."""
-        state = self._state_label()
-        if state in states and self.pipeline is not None:
-            return False
-        self.stats.problem("not_active", f"service called while {state}")
-        response.success = False
-        setattr(response, field, f"the node is {state}, not {' or '.join(states)}: "
-                "ros2 lifecycle set <node> configure / activate")
-        return True
-
-    def _answer(self, question: str, compute) -> tuple[bool, str, AnswerMsg]:
-        """``compute(inventory) -> Answer`` on the latest snapshot: no lock, no decode, so a
-        question never waits for the worker and the worker never waits for a question. The
-        answer's header stamp is the newest frame the snapshot holds (its staleness)."""
-        t0 = time.perf_counter()
-        try:
-            read_out, params = self._read_out, self.params
-            if read_out is None or params is None:
-                raise RuntimeError("the node is not configured")
-            inventory = read_out.inventory
-            answer = compute(inventory)
-        except QuestionError as exc:
-            reason = safe_text(exc, 400)
-            self._problem("question_error", reason)
-            return False, reason, AnswerMsg()
-        except Exception as exc:
-            self._problem("answer_error", f"{type(exc).__name__}: {exc}")
-            return False, f"internal error: {safe_text(f'{type(exc).__name__}: {exc}', 400)}", AnswerMsg()
-        finally:
-            self.stats.latency["answer"].add(time.perf_counter() - t0)
-        msg = conv.answer_to_msg(answer, question, inventory.stamp, params.world_frame)
-        self._answers_given += 1
-        pub = self._pubs.get("answers")
-        if pub is not None:
-            pub.publish(msg)  # a lifecycle publisher: silent unless active
-        return True, "", msg
-
-    def _too_long(self, kind: str, texts: list[str], response) -> bool:
-        n = sum(len(t) for t in texts)
-        if n <= MAX_QUESTION_CHARS:
-            return False
-        self._problem("question_too_long", f"{kind} of {n} characters refused (at most {MAX_QUESTION_CHARS})")
-        response.success, response.error = False, f"{kind} too long: {n} characters, at most {MAX_QUESTION_CHARS}"
-        return True
-
-    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
-        if self._refused_unless(response) or self._too_long("question", [request.question, *request.options], response):
-            return response
-        question = request.question.strip()
-        if not question:
-            self._problem("question_error", "empty question")
-            response.success, response.error = False, "empty question: ask e.g. 'How many chairs are in the room?'"
-            return response
-        options = [o for o in request.options if o.strip()] or None
-        qa = self._qa
-        if qa is not None and qa.route(question, options) == "vlm":  # qa_backend vlm, or hybrid on a free-form question
-            response.success, response.error, response.answer = self._answer(question, lambda _: qa.vlm(question, options))
-            return response
-        from spatial_ttt_ros.reasoning.parser import parse_question
-        from spatial_ttt_ros.reasoning.solvers import solve
-
-        try:  # parsed before and outside any lock (bounded length: cheap)
-            parsed = parse_question(question, options)
-        except QuestionError as exc:
-            reason = safe_text(exc, 400)
-            self._problem("question_error", reason)
-            response.success, response.error = False, reason
-            return response
-        response.success, response.error, response.answer = self._answer(
-            question, lambda inventory: solve(parsed, inventory, options)
-        )
-        return response
-
-    def _on_query(self, request: Query.Request, response: Query.Response) -> Query.Response:
-        if self._refused_unless(response) or self._too_long(
-            "query", [request.task_type, *request.object_names, *request.options], response
-        ):
-            return response
-        task = request.task_type.strip()
-        if not task:
-            self._problem("question_error", "empty task_type")
-            response.success, response.error = False, "empty task_type: one of the task types in Answer.msg"
-            return response
-        objects = [o for o in request.object_names if o.strip()]
-        options = [o for o in request.options if o.strip()] or None
-        from spatial_ttt_ros.reasoning.qa import answer_structured
-
-        response.success, response.error, response.answer = self._answer(
-            "", lambda inventory: answer_structured(task, objects, options, inventory)
-        )
-        return response
-
-    def _describe_msg(self, read_out: ReadOut) -> SceneDescription:
-        """The snapshot as a message (no lock: the snapshot never changes)."""
-        return conv.inventory_to_description(
-            read_out.inventory, read_out.description, read_out.frames, read_out.stamp, self.params.world_frame
-        )
-
-    def _on_describe(self, request, response: Describe.Response) -> Describe.Response:
-        if self._refused_unless(response, ("active", "inactive")):
-            return response
-        try:
-            read_out = self._read_out
-            if read_out is None:
-                raise RuntimeError("the node is not configured")
-            response.description = self._describe_msg(read_out)
-            response.success = True
-        except Exception as exc:
-            self._problem("describe_error", f"{type(exc).__name__}: {exc}")
-            response.success, response.error = False, safe_text(f"{type(exc).__name__}: {exc}", 400)
-        return response
-
-    def _forget_stream(self) -> int:
-        """Reset the memory now, and make queued frames and half-synced inputs stale."""
-        with self._pipeline_lock:
-            frames = self.pipeline.frames_processed
-            self.pipeline.reset()
-            if self._worker is not None:
-                self._worker.new_generation()
-                self._worker.mark_generation_applied()
-            self._publish_read_out()  # the empty memory (cheap)
-        if self._qa is not None:
-            self._qa.reset()
-        with self._sync_lock:
-            if self._sync is not None:  # frames waiting for partners belong to the old stream
-                self.ledger.drop("sync", "reset", self._sync.clear())
-            if self._timeline is not None:
-                self._timeline.reset()
-        return frames
-
-    def _on_reset(self, request, response: Trigger.Response) -> Trigger.Response:
-        if self._refused_unless(response, field="message"):
-            return response
-        frames = self._forget_stream()
-        response.success, response.message = True, f"memory reset ({frames} frames forgotten)"
-        self.get_logger().info(response.message)
-        return response
-
-    def _on_save(self, request: SaveMemory.Request, response: SaveMemory.Response) -> SaveMemory.Response:
-        # Saving reads the memory: also while inactive (deactivate, save, shut down).
-        if self._refused_unless(response, ("active", "inactive"), field="message"):
-            return response
-        root = self.params.memory_root
-        try:
-            path = resolve_memory_path(root, request.path, must_exist=False)
-            with self._pipeline_lock:
-                # Written into a fresh private directory inside memory_dir, then renamed into
-                # place: a symlink named like a companion file is replaced, never written through.
-                save_atomically(root, path, self.pipeline.save)
-                response.state_bytes = int(self.pipeline.state_bytes())
-        except Exception as exc:
-            message = safe_text(exc, 300)
-            self._problem("save_failed", f"'{safe_text(request.path, 80)}': {message}")
-            response.success, response.message = False, f"not saved: {message}"
-            return response
-        response.success, response.message = True, str(path)
-        self.get_logger().info(f"memory saved to {path} ({response.state_bytes} bytes of state)")
-        return response
-
-    def _on_load(self, request: LoadMemory.Request, response: LoadMemory.Response) -> LoadMemory.Response:
-        if self._refused_unless(response, field="message"):
-            return response
-        root = self.params.memory_root
-        try:
-            path = resolve_memory_path(root, request.path, must_exist=True)
-        except MemoryPathError as exc:
-            message = safe_text(exc, 300)
-            self._problem("load_refused", message)
-            response.success, response.message = False, message
-            return response
-        with self._pipeline_lock, tempfile.TemporaryDirectory(prefix="spatial_ttt_rollback_") as tmp:
-            # A refused file must not cost the robot its current memory: keep a copy to restore.
-            # The copy is also the reference the file is checked against (same memory, same model).
-            rollback = Path(tmp) / "state"
-            try:
-                self.pipeline.save(rollback)
-            except Exception:
-                rollback = None  # nothing to keep (empty memory)
-            try:
-                check_memory_files(path, rollback)
-                self.pipeline.load(path)
-                check_loaded_counters(self.pipeline)
-            except Exception as exc:
-                try:
-                    if rollback is not None:
-                        self.pipeline.load(rollback)
-                    else:
-                        self.pipeline.reset()
-                except Exception as restore_exc:  # should not happen: our own fresh save
-                    self.pipeline.reset()
-                    self.get_logger().error(f"could not restore the memory after a failed load: {safe_text(restore_exc)}")
-                self._publish_read_out()
-                detail = safe_text(exc, 300)
-                message = f"refused {safe_text(path.name, 80)}: {detail}" if isinstance(exc, (ValueError, FileNotFoundError)) else (
-                    f"refused {safe_text(path.name, 80)}: not a readable memory state ({type(exc).__name__}: {detail})"
-                )
-                self._problem("load_refused", message)
-                response.success, response.message = False, message + " (memory unchanged)"
-                return response
-            frames = self.pipeline.frames_processed
-            if self._worker is not None:  # frames queued for the old stream are stale now
-                self._worker.new_generation()
-                self._worker.mark_generation_applied()
-            self._publish_read_out()  # a load is rare: the service decodes the loaded memory itself
-        with self._sync_lock:
-            if self._timeline is not None:
-                self._timeline.reset()
-        response.success, response.message = True, f"loaded {path} ({frames} frames)"
-        self.get_logger().info(response.message)
-        return response
-
-    # ------------------------------------------------------------------ periodic outputs
-
-    def _publish_description(self) -> None:
-        desc_pub, marker_pub = self._pubs.get("description"), self._pubs.get("markers")
-        want_desc = desc_pub is not None and desc_pub.get_subscription_count() > 0
-        want_markers = marker_pub is not None and marker_pub.get_subscription_count() > 0
-        read_out = self._read_out
-        if not (want_desc or want_markers) or read_out is None:
-            return  # building messages costs CPU: only for listeners
-        try:
-            msg = self._describe_msg(read_out)
-        except Exception as exc:
-            self._problem("describe_error", f"{type(exc).__name__}: {exc}")
-            return
-        if want_desc:
-            desc_pub.publish(msg)
-        if want_markers:
-            marker_pub.publish(conv.inventory_to_markers(read_out.inventory, msg.header.stamp, self.params.world_frame))
-
-    def diagnostics_status(self) -> DiagnosticStatus:
-        st = self.stats
-        worker = self._worker
-        problems = st.problems_snapshot()
-        # No lock: the counters of the latest snapshot, and the frame count (one int) read live.
-        pipeline, read_out = self.pipeline, self._read_out
-        counters = dict(read_out.counters) if read_out is not None and pipeline is not None else {}
-        if pipeline is not None:
-            counters["frames_processed"] = pipeline.frames_processed
-        ledger = self.ledger.snapshot()
-        in_flight = sum(ledger["in_flight"].values())
-        values: list[tuple[str, str]] = [
-            ("state", self._state_label()),
-            ("device", self.device + (" fp16" if getattr(self, "_fp16", False) else "")),
-            ("method", self.params.method if self.params else ""),
-            ("qa_backend", self._qa.summary() if self._qa is not None else ""),
-            ("detector", self.params.detector if self.params else ""),
-            ("input rate [Hz]", f"{st.input_rate.rate():.2f}"),
-            ("processed rate [Hz]", f"{st.processed_rate.rate():.2f}"),
-            ("frames in", str(st.input_rate.total)),
-            ("frames processed", str(ledger["processed"])),  # written into the memory (the ledger's count)
-            ("frames in memory", str(counters.get("frames_processed", 0))),
-            ("dropped (queue full)", str(worker.dropped if worker else 0)),
-            ("discarded (reset)", str(worker.discarded if worker else 0)),
-            ("queue depth", f"{worker.depth() if worker else 0}/{worker.capacity if worker else 0}"),
-            ("state bytes", str(counters.get("state_bytes", 0))),
-            ("answers given", str(self._answers_given)),
-            # Every depth frame that reached the node, by where it is now (one consistent snapshot):
-            # frames received = frames processed + frames dropped + frames in flight, always.
-            ("frames received", str(ledger["received"])),
-            ("frames dropped", str(ledger["dropped"])),
-            ("frames in flight", str(in_flight)),
-            ("frames in flight by stage", ", ".join(f"{k} {v}" for k, v in ledger["in_flight"].items())),
-            ("read-out age [s]", f"{time.monotonic() - read_out.made_at:.3f}" if read_out is not None else ""),
-            ("read-out frames behind", str(max(0, counters.get("frames_processed", 0) - read_out.frames)) if read_out is not None else ""),
-        ]
-        values += [(f"dropped {reason}", str(n)) for reason, n in sorted(ledger["dropped_by"].items())]
-        for stage, lat in [*st.latency.items(), ("queue+process", st.end_to_end)]:
-            s = lat.summary()
-            if s:
-                values.append((f"latency {stage} p50/p95/max [ms]", f"{s['p50_ms']:.1f}/{s['p95_ms']:.1f}/{s['max_ms']:.1f}"))
-        if counters:
-            values.append(("invalid depth fraction", f"{counters.get('invalid_depth_fraction', 0.0):.3f}"))
-            values.append(("detections", str(counters.get("detections", 0))))
-            values.append(("observations", str(counters.get("observations", 0))))
-        for kind in sorted(problems):
-            values.append((f"problem {kind}", str(problems[kind])))
-        values.append(("last error", st.last_error))
-
-        total = sum(problems.values())
-        drops = worker.dropped if worker else 0
-        level, message = DiagnosticStatus.OK, "ok"
-        state = self._state_label()
-        if self.pipeline is None:
-            level, message = DiagnosticStatus.ERROR, "not configured" + (f": {self.configure_error}" if self.configure_error else "")
-        elif state != "active":
-            level, message = DiagnosticStatus.WARN, f"{state}: not taking frames (ros2 lifecycle set <node> activate)"
-        elif total > self._last_problem_total or drops > self._last_drops:
-            level = DiagnosticStatus.WARN
-            message = st.last_error if total > self._last_problem_total else "dropping frames: worker slower than input"
-        self._last_problem_total, self._last_drops = total, drops
-        return DiagnosticStatus(
-            level=level,
-            name=f"{self.get_fully_qualified_name()}: spatial memory",
-            message=message,
-            hardware_id=self.device,
-            values=[KeyValue(key=k, value=v) for k, v in values],
-        )
-
-    def _publish_diagnostics(self) -> None:
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [self.diagnostics_status()]
-        self._diag_pub.publish(arr)
-
-
-# ----------------------------------------------------------------------------- entry point
 
 
 def main(argv: list[str] | None = None) -> int:
