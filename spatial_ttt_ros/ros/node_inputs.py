@@ -29,11 +29,6 @@ from spatial_ttt_ros.ros.params import NodeParams
 from spatial_ttt_ros.ros.stats import safe_text
 from spatial_ttt_ros.ros.worker import FrameWorker
 
-try:  # optional: not installable from PyPI; present on a robot with ROS from apt
-    import tf2_ros
-except ImportError:  # pragma: no cover - depends on the machine
-    tf2_ros = None
-
 MAX_STAMP_S = 2.0**31  # builtin_interfaces/Time.sec is an int32
 
 

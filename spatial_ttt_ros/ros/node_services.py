@@ -28,11 +28,6 @@ from spatial_ttt_ros.ros.input_limits import MAX_QUESTION_CHARS
 from spatial_ttt_ros.ros.stats import safe_text
 from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
 
-try:  # optional: not installable from PyPI; present on a robot with ROS from apt
-    import tf2_ros
-except ImportError:  # pragma: no cover - depends on the machine
-    tf2_ros = None
-
 
 class ServiceHandlers:
     """Service callbacks of ``SpatialTTTNode`` (they use its state: pipeline, read-out, lock, stats)."""

@@ -11,11 +11,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from spatial_ttt_ros.ros import conversions as conv
 
-try:  # optional: not installable from PyPI; present on a robot with ROS from apt
-    import tf2_ros
-except ImportError:  # pragma: no cover - depends on the machine
-    tf2_ros = None
-
 
 class StatusPublishing:
     """Periodic publishing of ``SpatialTTTNode``."""
