@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from spatial_ttt_ros.bench.results import write_json
+from spatial_ttt_ros.ros.stream_io import LoopingPublisher
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MODEL = REPO.parent / "shared" / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -215,29 +216,14 @@ class _Clients:
                 self.proc.kill()
 
 
-class _Run:
+class _Run(LoopingPublisher):
     """One node process plus the publishing/calling side in this process."""
 
     def __init__(self, node, client, pub, frames, diagnostics: list) -> None:
         import rclpy
 
-        self.rclpy, self.node, self.client, self.pub, self.diagnostics = rclpy, node, client, pub, diagnostics
-        # Messages are built once; publishing only restamps them, so the publisher stays cheap.
-        self.messages = [pub.messages(f, 0.0) for f in frames]
-        self.stamp = 100.0
-        self.i = 0
-
-    def publish_one(self) -> None:
-        from spatial_ttt_ros.ros.conversions import sec_to_stamp
-
-        msgs = self.messages[self.i % len(self.messages)]
-        t = sec_to_stamp(self.stamp)
-        for name in ("camera_info", "pose", "labels", "color", "depth"):
-            if name in msgs and name in self.pub.pubs:
-                msgs[name].header.stamp = t
-                self.pub.pubs[name].publish(msgs[name])
-        self.stamp += 0.01  # stamps only need to increase; the memory does not read rates
-        self.i += 1
+        super().__init__(pub, frames)
+        self.rclpy, self.node, self.client, self.diagnostics = rclpy, node, client, diagnostics
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds

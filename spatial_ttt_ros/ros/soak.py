@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spatial_ttt_ros.bench.results import write_json
+from spatial_ttt_ros.ros.stream_io import LoopingPublisher
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -71,30 +72,17 @@ def _plot(samples: list[dict], path: Path, title: str) -> None:
 QUESTION = "How many chairs are in this room?"
 
 
-class _Soak:
+class _Soak(LoopingPublisher):
     """The publishing, asking and counting side (its own, so the soak does not lean on
     ``bench node``'s internals)."""
 
     def __init__(self, rclpy, node, pub, frames) -> None:
-        self.rclpy, self.node, self.pub = rclpy, node, pub
-        self.messages = [pub.messages(f, 0.0) for f in frames]  # built once, restamped per publish
-        self.stamp, self.i = 100.0, 0
+        super().__init__(pub, frames)
+        self.rclpy, self.node = rclpy, node
         self.diagnostics: list = []
         self.latencies: list[float] = []
         self.failed_asks = 0
         self.lock = threading.Lock()
-
-    def publish_one(self) -> None:
-        from spatial_ttt_ros.ros.conversions import sec_to_stamp
-
-        msgs = self.messages[self.i % len(self.messages)]
-        t = sec_to_stamp(self.stamp)
-        for name in ("camera_info", "pose", "labels", "color", "depth"):
-            if name in msgs and name in self.pub.pubs:
-                msgs[name].header.stamp = t
-                self.pub.pubs[name].publish(msgs[name])
-        self.stamp += 0.01  # stamps only need to increase
-        self.i += 1
 
     def on_diagnostics(self, msg) -> None:
         if msg.status and msg.status[0].name.endswith(": spatial memory"):

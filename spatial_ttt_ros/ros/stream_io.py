@@ -151,6 +151,32 @@ def node_command() -> list[str]:
     return [sys.executable, "-m", "spatial_ttt_ros.ros.node"]
 
 
+class LoopingPublisher:
+    """Publishes a fixed set of frames over and over with increasing stamps (benchmarks, soak).
+
+    Messages are built once; publishing only restamps them, so the publisher stays cheap.
+    Stamps advance 10 ms a frame: they only need to increase, the memory does not read rates.
+    """
+
+    def __init__(self, pub: "StreamPublisher", frames: list) -> None:
+        self.pub = pub
+        self.messages = [pub.messages(f, 0.0) for f in frames]
+        self.stamp = 100.0
+        self.i = 0
+
+    def publish_one(self) -> None:
+        from spatial_ttt_ros.ros.conversions import sec_to_stamp
+
+        msgs = self.messages[self.i % len(self.messages)]
+        t = sec_to_stamp(self.stamp)
+        for name in ("camera_info", "pose", "labels", "color", "depth"):
+            if name in msgs and name in self.pub.pubs:
+                msgs[name].header.stamp = t
+                self.pub.pubs[name].publish(msgs[name])
+        self.stamp += 0.01
+        self.i += 1
+
+
 class NodeProcess:
     """The node as its own process: ``python -m spatial_ttt_ros.ros.node --ros-args --params-file``."""
 
