@@ -317,6 +317,14 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
         late_ms: dict[float, float] = {}
         with AnyReader([Path(cfg.bag)], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as bag:
             conns = [c for c in bag.connections if c.topic in routes]
+            # The camera's intrinsics first, as a camera driver has them out before any image:
+            # otherwise the first depth image can reach the node ahead of its camera_info
+            # (separate DDS readers) and be dropped for want of it.
+            info_conns = [c for c in conns if c.topic == tp.camera_info]
+            for _, _, raw in bag.messages(connections=info_conns):
+                pubs[tp.camera_info].publish(bytes(raw))
+                time.sleep(0.3)
+                break
             for conn, logtime, raw in bag.messages(connections=conns):
                 raw = bytes(raw)
                 stamp = header_stamp(raw)
