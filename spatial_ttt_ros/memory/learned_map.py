@@ -71,11 +71,12 @@ def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:
 
 
 def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True,
-         update_mask: Tensor | None = None) -> Tensor:
+         update_mask: Tensor | None = None, pred: Tensor | None = None) -> Tensor:
     """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C].
 
     index/weight [N, J]; target, eta [N, C] (eta 0: channel not written by that token);
-    update_mask [E, C] (0: that entry never holds that channel).
+    update_mask [E, C] (0: that entry never holds that channel); pred [N, C]: ``read(w, index,
+    weight)`` when the caller already has it (apply-then-update reads it before the step anyway).
     Birth-channel gating is applied by the caller through ``eta`` (see ``novelty_gate``).
     ``error_term=False`` is the ablation with additive writes: the step of the linear loss
     -sum eta <f(x), v>, whose gradient ignores what the memory holds (no preconditioner either:
@@ -83,7 +84,7 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
     """
     e, c = w.shape
     if error_term:
-        err = read(w, index, weight) - target  # [N, C]
+        err = (read(w, index, weight) if pred is None else pred) - target  # [N, C]
     else:
         err = -target
     g = (eta * err).unsqueeze(1) * weight.unsqueeze(-1)  # [N, J, C]

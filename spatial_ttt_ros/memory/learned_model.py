@@ -87,10 +87,12 @@ class LearnedMapModel(nn.Module):
         index, weight = self.keys(toks.xy)
         eta = self.rates(toks, ablation)
         # Birth channels: gated by the novelty of the place, read before the step.
-        held = lm.evidence(lm.read(w, index, weight)).detach()
+        pred = lm.read(w, index, weight)  # what the chunk reads before its step (apply-then-update)
+        held = lm.evidence(pred).detach()
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
-        return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term, update_mask=self.update_mask)
+        return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
+                       update_mask=self.update_mask, pred=pred)
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.
