@@ -16,6 +16,7 @@ class FloorGrid:
         self.res = float(resolution)
         self.origin = np.zeros(2, dtype=np.int64)  # cell index of grid[0, 0] (ix, iy)
         self.grid = np.zeros((0, 0), dtype=np.uint8)  # [ix - origin_x, iy - origin_y]
+        self._room: tuple[Room | None] | None = None  # (room(),) until a cell is added
 
     def mark(self, xy: np.ndarray) -> None:
         if xy.size == 0:
@@ -36,7 +37,11 @@ class FloorGrid:
                 g[o[0] : o[0] + self.grid.shape[0], o[1] : o[1] + self.grid.shape[1]] = self.grid
                 self.grid, self.origin = g, new_lo
         rel = idx - self.origin
-        self.grid[rel[:, 0], rel[:, 1]] = 1
+        cells = (rel[:, 0], rel[:, 1])
+        if self._room is not None and self.grid[cells].all():
+            return  # nothing new: the room read out last stays valid
+        self.grid[cells] = 1
+        self._room = None
 
     def mark_rays(self, cam: np.ndarray, hits: np.ndarray) -> None:
         """Mark the floor under the camera ``cam`` (2,) and along each ray to ``hits`` (N, 2)."""
@@ -76,7 +81,13 @@ class FloorGrid:
         return fg
 
     def room(self) -> Room | None:
-        """The floor seen (gaps closed, holes filled) as a ``Room``: area, bounds and outlines."""
+        """The floor seen (gaps closed, holes filled) as a ``Room``: area, bounds and outlines.
+        Computed again only after new floor cells were seen (the ``Room`` is never changed)."""
+        if self._room is None:
+            self._room = (self._make_room(),)
+        return self._room[0]
+
+    def _make_room(self) -> Room | None:
         g = self.filled()
         if g.size == 0 or not g.any():
             return None

@@ -52,7 +52,9 @@ class ObjectInstance:
     hi: np.ndarray  # (B, 3)
     n_boxes: int = 0  # boxes ever written (ring position = n_boxes % B)
     last_frame: int = -1  # observe() call that last assigned to it
-    _box: tuple | None = None  # cached (quantiles, lo, hi); percentiles are the costly part
+    # Cached robust boxes by quantile pair (association and merging use one pair, the inventory
+    # another); percentiles are the costly part. Emptied whenever the boxes change.
+    _box: dict | None = None
     uid: int = 0  # stable id (indices change when instances merge)
     dup_of: list = field(default_factory=list)  # uids this one may be a drifted re-sighting of
 
@@ -73,14 +75,21 @@ class ObjectInstance:
         return self.lo[:n], self.hi[:n]
 
     def robust_box(self, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._box is not None and self._box[0] == (q_lo, q_hi):
-            return self._box[1], self._box[2]
+        """(lo, hi): the ``q_lo`` percentile of the lower corners and ``q_hi`` of the upper.
+        The arrays returned are cached: callers must not change them."""
+        cache = self._box
+        if cache is None:
+            cache = self._box = {}
+        else:
+            hit = cache.get((q_lo, q_hi))
+            if hit is not None:
+                return hit
         lo, hi = self.boxes()
         if lo.shape[0] < 3:  # too few views for percentiles: their mean box
             out = lo.mean(axis=0), hi.mean(axis=0)
         else:
             out = np.percentile(lo, q_lo, axis=0), np.percentile(hi, q_hi, axis=0)
-        self._box = ((q_lo, q_hi), out[0], out[1])
+        cache[(q_lo, q_hi)] = out
         return out
 
     def add_box(self, lo: np.ndarray, hi: np.ndarray) -> None:
@@ -126,6 +135,7 @@ class ObjectInstance:
         for a, b in zip(lo_in[-history:], hi_in[-history:]):
             inst.add_box(a, b)
         inst.n_boxes = max(inst.n_boxes, int(d.get("n_boxes", inst.n_boxes)))
+        inst._box = None
         inst.uid = int(d.get("uid", 0))
         inst.dup_of = [int(u) for u in d.get("dup_of", [])]
         return inst

@@ -183,6 +183,10 @@ class ObjectMapMemory:
         self.start_stamp: float | None = None
         self.last_stamp = 0.0
         self.n_frames = 0
+        # Read-out: on a snapshot, the ids of the live map's instances it shares (None on the map
+        # itself); on the map, the inventory objects of the last read-out by instance uid.
+        self._shared: set[int] | None = None
+        self._read_out_cache: dict[int, tuple] = {}
 
     def gate(self, label: str) -> float:
         return float(np.clip(self.gate_scale * TYPICAL_FOOTPRINT.get(label, 0.5), self.gate_min, self.gate_max))
@@ -204,22 +208,33 @@ class ObjectMapMemory:
     def inventory(self) -> Inventory:
         if self.start_stamp is None:
             return Inventory(objects=[], room=None, stamp=0.0, start_stamp=0.0)
-        # Decode from a merged *copy*: asking questions must not change what later
-        # frames do to the map (a live robot and a replay then give the same answers).
+        # Decode from a merged *copy*: asking questions must not change what later frames do
+        # to the map (a live robot and a replay then give the same answers). The copy shares
+        # the map's instances and copies one only before the merge changes it (``_own``), so a
+        # read-out costs the merge, not a deep copy of the map.
         snap = copy.copy(self)
-        snap.instances = copy.deepcopy(self.instances)
+        snap.instances = list(self.instances)
         snap._covis = set(self._covis)
+        snap._shared = {id(i) for i in self.instances}
         snap._merge_pass()
         snap._fold_duplicates()
         objects = []
         q_lo, q_hi = self.size_quantiles
+        # An instance unchanged since the last read-out gives the same object: reuse it (the
+        # inventory's objects are never changed once made). Unchanged = the same cached robust
+        # box arrays (dropped by any new box or merge) and the same count, votes and first sighting.
+        previous, made = self._read_out_cache, {}
         for inst in snap.instances:
             if inst.count < self.min_count:
                 continue
             lo, hi = inst.robust_box(q_lo, q_hi)
-            size = np.clip(hi - lo, 0.01, None)
-            objects.append(
-                InventoryObject(
+            key = (inst.first_seen, inst.count, inst.votes.tobytes())
+            old = previous.get(inst.uid)
+            if old is not None and old[0] is lo and old[1] is hi and old[2] == key:
+                obj = old[3]
+            else:
+                size = np.clip(hi - lo, 0.01, None)
+                obj = InventoryObject(
                     label=inst.label,
                     center=0.5 * (lo + hi),
                     size=size,
@@ -227,7 +242,9 @@ class ObjectMapMemory:
                     # More sightings and a clearer class vote -> more confident.
                     confidence=float((1.0 - math.exp(-inst.count / 5.0)) * inst.votes.max() / max(inst.votes.sum(), 1e-9)),
                 )
-            )
+            made.setdefault(inst.uid, (lo, hi, key, obj))
+            objects.append(obj)
+        self._read_out_cache = made
         objects.sort(key=lambda o: (o.first_seen, o.label))
         return Inventory(objects=objects, room=self.floor.room(), stamp=self.last_stamp, start_stamp=self.start_stamp)
 
@@ -516,7 +533,7 @@ class ObjectMapMemory:
             for root, members in groups.items():
                 for k in members:
                     if k != root:
-                        self._absorb(self.instances[root], self.instances[k])
+                        self._absorb(self._own(root), self.instances[k])
                 keep.append(root)
             self.instances = [self.instances[k] for k in sorted(keep)]
 
@@ -527,6 +544,7 @@ class ObjectMapMemory:
         from before the drift grew, stays the map's.
         """
         by_uid = {i.uid: i for i in self.instances}
+        index = {i.uid: k for k, i in enumerate(self.instances)}
         gone: set[int] = set()
         for inst in self.instances:
             if not inst.dup_of or inst.uid in gone:
@@ -541,6 +559,7 @@ class ObjectMapMemory:
                     or orig.count < self.dup_ratio * inst.count
                 ):
                     continue
+                orig = by_uid[u] = self._own(index[u])
                 orig.votes += inst.votes
                 orig.count += inst.count
                 orig.first_seen = min(orig.first_seen, inst.first_seen)
@@ -549,6 +568,15 @@ class ObjectMapMemory:
         if gone:
             self.instances = [i for i in self.instances if i.uid not in gone]
             self._covis = {p for p in self._covis if p[0] not in gone and p[1] not in gone}
+
+    def _own(self, k: int) -> ObjectInstance:
+        """The instance at index ``k``, ready to be changed: on a read-out snapshot an instance
+        still shared with the live map is replaced by a private copy first."""
+        inst = self.instances[k]
+        if self._shared is not None and id(inst) in self._shared:
+            inst = copy.deepcopy(inst)
+            self.instances[k] = inst
+        return inst
 
     def _prune(self) -> None:
         """Forget one-off sightings that were never confirmed (false positives) after a while."""

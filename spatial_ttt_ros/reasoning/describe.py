@@ -23,8 +23,42 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _closest_pairs(objects: list, k: int) -> list[tuple[float, int, int]]:
-    """The k closest object pairs as (distance, i, j), exact box distances.
+class PairDistances:
+    """Box distances between inventory objects, remembered by the objects' identity.
+
+    Inventory objects are never changed once made, and the object map hands out the same
+    object again for an instance it did not change, so from one read-out to the next most
+    pairs are known already. Entries hold their two objects, so an id is never reused
+    while its entry lives; ``keep_only`` drops the pairs of objects gone from the scene.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, int], tuple] = {}
+
+    def __call__(self, a, b) -> float:
+        key = (id(a), id(b))
+        hit = self._known.get(key)
+        if hit is not None and hit[0] is a and hit[1] is b:
+            return hit[2]
+        d = round(closest_box_distance(a, b), 6)
+        self._known[key] = (a, b, d)
+        return d
+
+    def keep_only(self, objects: list) -> None:
+        ids = {id(o) for o in objects}
+        self._known = {k: v for k, v in self._known.items() if k[0] in ids and k[1] in ids}
+
+    def clear(self) -> None:
+        self._known = {}
+
+
+def _distance(a, b) -> float:
+    return round(closest_box_distance(a, b), 6)
+
+
+def _closest_pairs(objects: list, k: int, distance=_distance) -> list[tuple[float, int, int]]:
+    """The k closest object pairs as (distance, i, j), exact box distances (``distance(a, b)``,
+    rounded to the micrometre).
 
     Bounding-circle gaps (centre distance minus both half-diagonals) are lower bounds
     of the box distance, so pairs are checked in that order and the search stops once
@@ -42,12 +76,14 @@ def _closest_pairs(objects: list, k: int) -> list[tuple[float, int, int]]:
         if len(best) >= k and bounds[p] > best[k - 1][0]:
             break
         i, j = int(i_idx[p]), int(j_idx[p])
-        best.append((round(closest_box_distance(objects[i], objects[j]), 6), i, j))
+        best.append((distance(objects[i], objects[j]), i, j))
         best.sort()
     return best[:k]
 
 
-def describe(inventory: Inventory) -> str:
+def describe(inventory: Inventory, distances: PairDistances | None = None) -> str:
+    """The description of ``inventory``; ``distances`` (optional) remembers pair distances
+    from one call to the next (same text, less work)."""
     sentences: list[str] = []
     room = inventory.room
     if room is not None:
@@ -72,7 +108,7 @@ def describe(inventory: Inventory) -> str:
     total = len(objects)
     sentences.append(f"I have seen {total} object{'s' if total != 1 else ''}: {_join(parts)}.")
 
-    pairs = _closest_pairs(objects, MAX_RELATIONS)
+    pairs = _closest_pairs(objects, MAX_RELATIONS, distances or _distance)
     relations = []
     for dist, i, j in pairs[:MAX_RELATIONS]:
         a, b = objects[i].label, objects[j].label
