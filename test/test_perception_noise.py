@@ -69,6 +69,24 @@ def test_noisy_preset_rates_within_tolerance():
     assert np.median(np.array(size_ratio)) == pytest.approx(1.0, abs=0.02)
 
 
+def test_sparse_preset_is_thinner_and_more_scattered_than_noisy():
+    """"sparse" (a real detector on a slow camera): 80 % misses, 0.3 m centre noise per axis."""
+    stats = {}
+    for name in ("noisy", "sparse"):
+        rng = np.random.default_rng(7)
+        obs = observations(10)
+        kept, err = 0, []
+        for _ in range(2000):
+            for o in DetectorNoise.preset(name).apply(obs, rng, T_world_cam=pose(), K=K, image_shape=(H, W), stamp=1.0):
+                if not o.extras.get("false_positive"):
+                    kept += 1
+                    err.append(o.center - obs[CLASSES.index(o.extras["true_label"])].center)
+        stats[name] = (1 - kept / 20000, float(np.median(np.abs(np.array(err)[:, :2]))))
+    assert stats["sparse"][0] == pytest.approx(0.8, abs=0.02)
+    assert stats["sparse"][1] > 3 * stats["noisy"][1]  # 0.2 m against 0.05 m (median, per axis)
+    assert DetectorNoise.preset("sparse").drop_labels  # as "noisy": no label image
+
+
 def test_box_size_and_range_noise_magnitudes():
     rng = np.random.default_rng(5)
     obs = observations(10)

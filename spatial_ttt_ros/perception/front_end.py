@@ -67,7 +67,7 @@ class FrontEnd:
             ``detect(rgb) -> list[Detection]``, built by ``pipeline.build_pipeline``).
         model_path: the detector's model file, reported in ``config()``.
         grid, max_objects: tokenizer layout; must match the memory model's.
-        noise: None, a ``DetectorNoise``, or a preset name ("exact", "noisy"); applied
+        noise: None, a ``DetectorNoise``, or a preset name ("exact", "noisy", "sparse"); applied
             to the lifted observations and the frame (pose drift, depth noise, label
             image dropped) before tokenising.
         noise_seed: seed of the noise session (same seed + frames = same tokens).

@@ -23,7 +23,9 @@ Presets (``DetectorNoise.preset(name)``): ``"exact"`` (no noise at all) and ``"n
 (15% misses, 0.3 false positives per frame, 5% class confusion, 5 cm centre noise,
 10% size noise, 3% range noise, 1% translation drift per metre, 0.3 deg/sqrt(m)
 heading random walk, and the label image dropped so the geometry tokens' class histogram comes
-from the noisy detections too).
+from the noisy detections too), and ``"sparse"`` (as ``"noisy"`` with 80% misses, 0.15 false
+positives per frame, 30 cm centre noise, 30% size noise and lower scores: evidence as thin and
+scattered as YOLOX-Nano's on the HoloLens walk).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class DetectorNoise:
 
     @staticmethod
     def preset(name: str, seed: int = 0) -> "DetectorNoise":
-        """``"exact"`` or ``"noisy"`` (see the module docstring for the values)."""
+        """``"exact"``, ``"noisy"`` or ``"sparse"`` (see the module docstring for the values)."""
         if name not in PRESETS:
             raise ValueError(f"unknown noise preset {name!r}; choose one of {sorted(PRESETS)}")
         return replace(PRESETS[name], seed=seed)
@@ -263,6 +265,12 @@ PRESETS: dict[str, DetectorNoise] = {
         drop_labels=True,
     ),
 }
+# "sparse": evidence as thin and scattered as a real detector's. Measured on the HoloLens walk
+# with YOLOX-Nano (2 detections a frame at 5 Hz; a lifted centre lies a median 0.3 m from its
+# object's, against 0.05 m in "noisy"; scores median 0.57). For training the learned readout
+# and choosing its threshold on such evidence; the rest as "noisy".
+PRESETS["sparse"] = replace(PRESETS["noisy"], miss_rate=0.8, false_positive_rate=0.15, box_noise=0.3,
+                            size_noise=0.3, score_noise=0.5)
 
 
 def _rot_z(yaw: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Train the learned TTT map end to end through its writes (``spatial-ttt train``).
 
-Per step: one cached stream (training/learned_data.py) is written into fresh fast weights
+Per step: one cached stream (training/learned_data.py; every detection mode cached for the
+training seeds: exact, noisy and sparse) is written into fresh fast weights
 chunk by chunk, with gradients through every write (the whole stream, 300 to 3,000 frames:
 no truncation; the fast weights are < 1 MiB, so the graph of a 1,000-frame stream is a few
 hundred MB); the map is read on its grid at the end and the readout's heatmaps are scored
@@ -45,7 +46,8 @@ def _chunks(stream: CachedStream, chunk_frames: int) -> tuple[list[WriteTokens],
     ego, geo, obj, valid = frames_to_tensors(stream.tokens)
     chunks = []
     for s in range(0, len(stream.tokens), chunk_frames):
-        chunks.append(frame_writes(ego[s : s + chunk_frames], geo[s : s + chunk_frames], obj[s : s + chunk_frames], valid[s : s + chunk_frames]))
+        t = frame_writes(ego[s : s + chunk_frames], geo[s : s + chunk_frames], obj[s : s + chunk_frames], valid[s : s + chunk_frames])
+        chunks.append(WriteTokens(t.xy, t.target, t.mask.bool(), t.lr_in, t.kind))  # a bool mask: a third less memory
     xy = torch.cat([c.xy for c in chunks]).numpy()
     return chunks, xy.min(0), xy.max(0)
 
