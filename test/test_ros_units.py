@@ -368,6 +368,36 @@ def test_lifecycle_transitions(ros_context, tmp_path):
         node.destroy_node()
 
 
+def test_service_calls_and_unsent_answers_are_counted(ros_context, tmp_path):
+    """The node's books of its service calls on /diagnostics: every request a handler takes is
+    answered (errors and refusals included), and an answer the middleware would not send
+    (rclpy's "failed to send response" warning) is counted, not lost silently."""
+    import torch
+
+    from spatial_ttt_ros.srv import Ask, Describe
+
+    threads = torch.get_num_threads()
+    node = SpatialTTTNode(context=ros_context, parameter_overrides=[
+        Parameter("method", value="object_map"), Parameter("memory_dir", value=str(tmp_path / "m")),
+        Parameter("model_threads", value=1)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        torch.set_num_threads(threads)
+        srv = {s.srv_name.rsplit("/", 1)[-1]: s for s in node._node_services}
+        assert srv["describe"].callback(Describe.Request(), Describe.Response()).success  # inactive: still describes
+        assert not srv["ask"].callback(Ask.Request(question="How many chairs?"), Ask.Response()).success  # refused
+        assert node._on_python_warning("failed to send response (timeout): client will not receive response",
+                                       RuntimeWarning)
+        assert not node._on_python_warning("something else", RuntimeWarning)
+        values = {kv.key: kv.value for kv in node.diagnostics_status().values}
+        assert values["service calls received"] == values["service calls answered"] == "2"
+        assert values["service calls by service (received/answered)"] == "ask 1/1, describe 1/1"
+        assert values["service answers not sent"] == "1"
+        assert node.stats.problems_snapshot().get("answer_not_sent") == 1
+    finally:
+        node.destroy_node()
+
+
 def test_bad_parameters_fail_configure_with_a_reason(ros_context, tmp_path):
     node = SpatialTTTNode(
         context=ros_context,

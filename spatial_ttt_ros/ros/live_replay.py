@@ -217,7 +217,7 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from spatial_ttt_ros.ros.stream_io import NodeProcess, isolate_ros_domain, write_params
+    from spatial_ttt_ros.ros.stream_io import NodeProcess, isolate_ros_domain, service_qos, write_params
     from spatial_ttt_ros.srv import Ask
 
     tp = cfg.topics
@@ -263,7 +263,7 @@ def _run_live(cfg, records, record_errors, reader: BagReader, pose_kind: str) ->
         # The node's inputs are relative names, so they live under its namespace.
         pubs = {src: node.create_publisher(cls, f"{NAMESPACE}/{dst.lstrip('/')}", qos) for src, (dst, cls) in routes.items()}
         node.create_subscription(DiagnosticArray, "/diagnostics", diag.on_msg, 50)
-        ask = node.create_client(Ask, f"{target}/ask")
+        ask = node.create_client(Ask, f"{target}/ask", qos_profile=service_qos())
 
         proc = NodeProcess(params, ["-r", f"__ns:={NAMESPACE}", "-r", f"__node:={NODE_NAME}"])
         _wait_ready(proc, ask, pubs, diag)

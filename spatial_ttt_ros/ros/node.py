@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 import numpy as np
 import rclpy
@@ -217,7 +218,7 @@ class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, Lifecycle
         readers, writers = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
 
         def service(t, name, cb, group):
-            return self.create_service(t, name, self._guarded(cb, t), callback_group=group)
+            return self.create_service(t, name, self._guarded(cb, t, name.removeprefix("~/")), callback_group=group)
 
         self._node_services = [
             service(Ask, "~/ask", self._on_ask, readers),
@@ -375,12 +376,22 @@ class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, Lifecycle
     def _state_label(self) -> str:
         return self._state_machine.current_state[1] if hasattr(self, "_state_machine") else "?"
 
-    def _guarded(self, callback, srv_type=None):
+    def _guarded(self, callback, srv_type=None, service: str = ""):
         """A last-resort handler around a callback: no exception ever reaches the executor
         (in main() that would end the node). Counted and logged like any other problem; a
-        service still answers, with success false."""
+        service still answers, with success false. A service's requests taken and answers
+        returned are counted (``stats.services``)."""
 
         def run(*args):
+            if not service:
+                return handle(*args)
+            self.stats.services.receive(service)
+            try:
+                return handle(*args)
+            finally:
+                self.stats.services.answer(service)
+
+        def handle(*args):
             try:
                 return callback(*args)
             except Exception as exc:  # noqa: BLE001 - the point of this wrapper
@@ -401,6 +412,17 @@ class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, Lifecycle
 
         run.__name__ = getattr(callback, "__name__", "callback")
         return run
+
+    def _on_python_warning(self, message, category, *rest) -> bool:
+        """rclpy warns (does not raise) when the middleware would not send an answer because
+        the client's reply reader is not matched yet: counted and logged as a problem. Returns
+        whether the warning was that one."""
+        text = str(message)
+        if not (issubclass(category, RuntimeWarning) and text.startswith("failed to send response")):
+            return False
+        self.stats.services.unsent()
+        self._problem("answer_not_sent", safe_text(text, 300))
+        return True
 
     # ------------------------------------------------------------------ problems
 
@@ -541,6 +563,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = SpatialTTTNode()
+    # Every unsent answer is counted, not only the first (Python shows a warning once per place).
+    warnings.filterwarnings("always", message="failed to send response", category=RuntimeWarning)
+    show_warning = warnings.showwarning
+
+    def on_warning(message, category, *rest) -> None:
+        if not node._on_python_warning(message, category):
+            show_warning(message, category, *rest)
+
+    warnings.showwarning = on_warning
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
 

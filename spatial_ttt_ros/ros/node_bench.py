@@ -16,7 +16,10 @@ image, and the ONNX detector when a model is given):
 - the frame accounting identity from the node's /diagnostics, at both ends of every
   phase and over it: frames received = processed + dropped + in flight (frames still in
   flight at the end are written in the next phase); frames lost in DDS (published but
-  never received; none with ``--qos reliable``) are reported apart.
+  never received; none with ``--qos reliable``) are reported apart;
+- the service calls of each phase with clients: sent by the clients (one uncounted warm-up
+  call each included), received and answered by the node (its /diagnostics), and those
+  that never came back (30 s).
 
 The publisher and the clients share the CPU with the node (2 cores here), so the numbers
 are a floor for a robot where the camera driver and the planner run elsewhere. Prints a
@@ -104,7 +107,8 @@ def _frames_for(detector: str, width: int, height: int):
 
 
 def _client_loop(rclpy, index: int, period_s: float, latencies: dict, ready, start, stop) -> None:
-    """One planner: its own node and executor, alternating ~/ask and ~/describe."""
+    """One planner: its own node and executor, alternating ~/ask and ~/describe (with
+    ``stream_io.service_qos()``: KEEP_ALL replies, see there why)."""
     from rclpy.executors import SingleThreadedExecutor
 
     from spatial_ttt_ros.ros.stream_io import NodeClient
@@ -113,11 +117,10 @@ def _client_loop(rclpy, index: int, period_s: float, latencies: dict, ready, sta
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     client = NodeClient(node, timeout=30.0, executor=executor)
+    warm = NodeClient(node, timeout=5.0, executor=executor)
     try:
         client.wait(60.0)  # discovery is not part of a call's latency
-        # Nor is the first call: right after a client is made its request can be lost while DDS
-        # still matches the reply's reader (a ROS 2 services race); a short timeout, a retry.
-        warm = NodeClient(node, timeout=5.0, executor=executor)
+        # Nor is matching: one answered call first (short timeout, retried), not counted.
         for _ in range(6):
             try:
                 warm.describe()
@@ -145,6 +148,7 @@ def _client_loop(rclpy, index: int, period_s: float, latencies: dict, ready, sta
             i += 1
             stop.wait(max(0.0, period_s - (time.perf_counter() - t)))
     finally:
+        latencies["sent"].append(sum(client.sent.values()) + sum(warm.sent.values()))
         executor.remove_node(node)
         node.destroy_node()
 
@@ -159,7 +163,7 @@ def _clients_main(n: int, period_s: float) -> None:
     import rclpy
 
     rclpy.init()
-    latencies: dict[str, list] = {"ask": [], "describe": [], "failed": [], "lost": []}
+    latencies: dict[str, list] = {"ask": [], "describe": [], "failed": [], "lost": [], "sent": []}
     all_ready = threading.Semaphore(0)
     go, halt = threading.Event(), threading.Event()
     threads = [threading.Thread(target=_client_loop, args=(rclpy, k, period_s, latencies, all_ready, go, halt), daemon=True)
@@ -248,6 +252,8 @@ class _Run(LoopingPublisher):
                         "in_node": sum(int(v) for k, v in stages.items() if k != "sync"),
                         "dropped_by": {k[len("dropped "):]: int(v) for k, v in values.items()
                                        if k.startswith("dropped ") and k != "dropped (queue full)"},
+                        "calls": {k: int(values.get(f"service {k}", 0)) for k in
+                                  ("calls received", "calls answered", "answers not sent")},
                         "values": values}
         raise RuntimeError("no fresh /diagnostics from the node")
 
@@ -281,7 +287,8 @@ class _Run(LoopingPublisher):
             if delay > 0:
                 time.sleep(delay)
         elapsed = time.monotonic() - t0
-        latencies = clients_proc.finish() if clients_proc is not None else {"ask": [], "describe": [], "failed": [], "lost": []}
+        no_calls = {"ask": [], "describe": [], "failed": [], "lost": [], "sent": []}
+        latencies = clients_proc.finish() if clients_proc is not None else no_calls
         after = self.settled()
         received = after["received"] - before["received"]
         processed = after["processed"] - before["processed"]
@@ -314,6 +321,10 @@ class _Run(LoopingPublisher):
             "describe_latency": _pct(latencies["describe"]),
             "failed_calls": len(latencies["failed"]),
             "lost_calls": len(latencies.get("lost", [])),  # no answer within 30 s
+            # The node's side of the calls (warm-up calls included): requests sent by the clients,
+            # received and answered by the node, answers the middleware refused to send.
+            "service_calls": {"sent": sum(latencies.get("sent", [])),
+                              **{k.replace(" ", "_"): after["calls"][k] - before["calls"][k] for k in after["calls"]}},
             "stage_latency": {k: v for k, v in after["values"].items() if k.startswith("latency")},
         }
 
@@ -391,7 +402,9 @@ def bench_one(detector: str, args: argparse.Namespace, method: str) -> dict:
             print(f"  {detector}, 30 Hz, {clients} client(s): {r['dropped'] + r['lost_before_node']} of {r['published']} lost "
                   f"({100 * r['dropped_fraction']:.1f} %), ask p95 {r['ask_latency'].get('p95_ms', float('nan')):.0f} ms, "
                   f"describe p95 {r['describe_latency'].get('p95_ms', float('nan')):.0f} ms, identity "
-                  f"{'holds' if r['identity_holds'] else 'BROKEN'}")
+                  f"{'holds' if r['identity_holds'] else 'BROKEN'}"
+                  + (f"; calls sent {r['service_calls']['sent']}, node received {r['service_calls']['calls_received']}"
+                     f" answered {r['service_calls']['calls_answered']}, {r['lost_calls']} never came back" if clients else ""))
         result = {
             "detector": detector,
             "method": method,

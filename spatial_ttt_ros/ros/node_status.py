@@ -42,6 +42,7 @@ class StatusPublishing:
         if pipeline is not None:
             counters["frames_processed"] = pipeline.frames_processed
         ledger = self.ledger.snapshot()
+        calls = st.services.snapshot()
         in_flight = sum(ledger["in_flight"].values())
         values: list[tuple[str, str]] = [
             ("state", self._state_label()),
@@ -59,6 +60,13 @@ class StatusPublishing:
             ("queue depth", f"{worker.depth() if worker else 0}/{worker.capacity if worker else 0}"),
             ("state bytes", str(counters.get("state_bytes", 0))),
             ("answers given", str(self._answers_given)),
+            # The node's side of the service calls: a request taken is answered (rclpy sends the
+            # answer when the handler returns) unless the middleware refuses (not sent).
+            ("service calls received", str(calls["received"])),
+            ("service calls answered", str(calls["answered"])),
+            ("service answers not sent", str(calls["not_sent"])),
+            ("service calls by service (received/answered)",
+             ", ".join(f"{k} {r}/{a}" for k, (r, a) in calls["by_service"].items())),
             # Every depth frame that reached the node, by where it is now (one consistent snapshot):
             # frames received = frames processed + frames dropped + frames in flight, always.
             ("frames received", str(ledger["received"])),

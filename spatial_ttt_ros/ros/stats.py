@@ -68,6 +68,42 @@ class LatencyStats:
         }
 
 
+class ServiceCalls:
+    """The node's side of every service call: requests its handlers took, answers they returned
+    (rclpy's executor sends each one on return), and answers the middleware refused to send
+    (rclpy warns "failed to send response": the client's reply reader was not matched).
+
+    ``received == answered`` once no call is running, and ``not_sent == 0``, say the node
+    answered every request it got; a client still missing an answer lost it in transport."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.not_sent = 0
+
+    def receive(self, service: str) -> None:
+        with self._lock:
+            self.received[service] += 1
+
+    def answer(self, service: str) -> None:
+        with self._lock:
+            self.answered[service] += 1
+
+    def unsent(self) -> None:
+        with self._lock:
+            self.not_sent += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "received": sum(self.received.values()),
+                "answered": sum(self.answered.values()),
+                "not_sent": self.not_sent,
+                "by_service": {k: (self.received[k], self.answered[k]) for k in sorted(self.received)},
+            }
+
+
 class NodeStats:
     """Everything the node counts: rates, per-stage latency, problems by kind, the last error."""
 
@@ -78,6 +114,7 @@ class NodeStats:
         self.processed_rate = RateMeter()  # frames written into the memory
         self.latency = {stage: LatencyStats() for stage in self.STAGES}
         self.end_to_end = LatencyStats()  # frame stamp (arrival) to processed
+        self.services = ServiceCalls()
         self.problems: Counter[str] = Counter()  # kind -> count
         self._lock = threading.Lock()
         self.last_error = ""

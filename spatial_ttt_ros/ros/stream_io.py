@@ -42,6 +42,28 @@ def reliable_qos(depth: int = 50) -> QoSProfile:
     )
 
 
+def service_qos() -> QoSProfile:
+    """What the clients of the node's services use: reliable, KEEP_ALL for the replies.
+
+    Every answer a service sends goes to every client of that service, and each client's
+    middleware throws away the answers meant for others (rclcpp issue 2397), so one client's
+    reply reader carries the answers of all the planners calling the node. With ROS's default
+    service QoS (KEEP_LAST 10) on the clients, eight clients calling the node as fast as it
+    answered while frames streamed at 60 Hz lost 32 of 30,529 calls (about 1 in 950, in
+    bursts across clients, never a client's first call): a trace of both sides showed the
+    node had taken each of those requests and written its answer within milliseconds, with
+    no error or warning, and the client's middleware never delivered it. KEEP_ALL on the
+    node's side alone did not help (12 of those 32); KEEP_ALL (0 of 9,967) or KEEP_LAST 100
+    (0 of 9,741) on the clients did. Call the node with
+    ``create_client(..., qos_profile=service_qos())``.
+    """
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_ALL,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
 class StreamPublisher:
     """Publishes frames on the node's input topics from a test or benchmark node."""
 
@@ -211,13 +233,15 @@ class NodeProcess:
         return self.proc.returncode
 
 
-def call_service(node, client, request, timeout: float = 20.0, executor=None):
-    """Call and wait (spinning ``node``); raises TimeoutError."""
+def call_service(node, client, request, timeout: float = 20.0, executor=None, on_sent=None):
+    """Call and wait (spinning ``node``); raises TimeoutError. ``on_sent()`` once the request is out."""
     import rclpy
 
     if not client.wait_for_service(timeout_sec=timeout):
         raise TimeoutError(f"service {client.srv_name} not available after {timeout} s")
     future = client.call_async(request)
+    if on_sent is not None:
+        on_sent()
     if executor is not None:
         executor.spin_until_future_complete(future, timeout_sec=timeout)
     else:
@@ -241,9 +265,14 @@ def isolate_ros_domain() -> int:
 
 
 class NodeClient:
-    """Service clients of one node (``/<name>/ask`` etc.), called from ``node``."""
+    """Service clients of one node (``/<name>/ask`` etc.), called from ``node`` with ``service_qos()``.
+
+    ``sent`` counts the requests sent per service (answered or not), to hold against the
+    node's own count of requests received on /diagnostics."""
 
     def __init__(self, node, target: str = "/spatial_ttt", timeout: float = 30.0, executor=None) -> None:
+        from collections import Counter
+
         from std_srvs.srv import Trigger
 
         from spatial_ttt_ros.srv import Ask, Describe, LoadMemory, Query, SaveMemory
@@ -251,7 +280,9 @@ class NodeClient:
         self.node, self.timeout, self.executor = node, timeout, executor  # executor: for calls from another thread
         self.types = {"ask": Ask, "query": Query, "describe": Describe, "reset": Trigger,
                       "save_memory": SaveMemory, "load_memory": LoadMemory}
-        self.clients = {name: node.create_client(t, f"{target}/{name}") for name, t in self.types.items()}
+        self.clients = {name: node.create_client(t, f"{target}/{name}", qos_profile=service_qos())
+                        for name, t in self.types.items()}
+        self.sent: Counter[str] = Counter()
 
     def wait(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -263,7 +294,8 @@ class NodeClient:
         request = self.types[name].Request()
         for k, v in fields.items():
             setattr(request, k, v)
-        return call_service(self.node, self.clients[name], request, self.timeout, self.executor)
+        return call_service(self.node, self.clients[name], request, self.timeout, self.executor,
+                            on_sent=lambda: self.sent.update((name,)))
 
     def ask(self, question: str, options=None):
         return self.call("ask", question=question, options=list(options or []))
