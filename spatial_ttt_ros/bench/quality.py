@@ -3,7 +3,8 @@
 Simulator scenes of one split are walked at 10 Hz for 300, 1,000 and 5,000 frames (rooms
 grow with the stream: 1, 2 and 4), plus ``--wide-scenes`` scenes of 6 rooms (7,500 frames,
 wider than 18 m). Split ``validation`` (seeds 8000-8009, the default) is where every choice
-is made; split ``held_out`` (seeds 9100-9109) is run once, at the end, for the README.
+is made; split ``held_out`` (seeds 9200-9209) is run once, at the end, for the README;
+``held_out_v2`` (9100-9109) is the set the v2 checkpoints were measured on, spent since.
 Each stream is rendered once at the training streams' size and tokenised by the label
 front-end twice: exact detections and the "noisy" preset (misses, false positives, class
 confusion, box/size/range noise, pose drift, no label image); ``--detections ... sparse``
@@ -35,7 +36,13 @@ import numpy as np
 
 from spatial_ttt_ros.bench.results import write_json
 from spatial_ttt_ros.memory.methods import ABLATIONS
-from spatial_ttt_ros.training.learned_data import HELD_OUT_SEEDS, VAL_SEEDS, CachedStream, cached_or_rendered
+from spatial_ttt_ros.training.learned_data import (
+    HELD_OUT_SEEDS,
+    SPENT_HELD_OUT_SEEDS,
+    VAL_SEEDS,
+    CachedStream,
+    cached_or_rendered,
+)
 
 DEFAULT_FRAMES = (300, 1000, 5000)
 DEFAULT_METHODS = ("ttt", "object_map", "full_context", "sliding_window")
@@ -47,7 +54,7 @@ LONG_FRAMES = 5000  # streams at least this long use --long-scenes scenes (they 
 DEFAULT_LONG_SCENES = 4
 WIDE_FRAMES, WIDE_ROOMS = 7500, 6
 PER_TYPE = 8  # questions per type (per level for relative direction) per scene
-SPLITS = {"validation": VAL_SEEDS, "held_out": HELD_OUT_SEEDS}
+SPLITS = {"validation": VAL_SEEDS, "held_out": HELD_OUT_SEEDS, "held_out_v2": SPENT_HELD_OUT_SEEDS}
 BOOTSTRAP = 1000
 
 
@@ -142,8 +149,8 @@ def bootstrap_ci(per_scene: list[list[tuple[dict, float]]], n: int = BOOTSTRAP, 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON to FILE")
     parser.add_argument("--split", choices=tuple(SPLITS), default="validation",
-                        help="scene seeds: validation (8000-8009, default; choose here) or held_out (9100-9109; "
-                             "run once, at the end)")
+                        help="scene seeds: validation (8000-8009, default; choose here), held_out (9200-9209; "
+                             "run once, at the end) or held_out_v2 (9100-9109, spent on the v2 checkpoints)")
     parser.add_argument("--frames", type=int, nargs="+", default=None,
                         help=f"stream lengths (default {' '.join(map(str, DEFAULT_FRAMES))}; rooms scale with frames)")
     parser.add_argument("--scenes", type=int, default=None,

@@ -34,12 +34,13 @@ class Level:
 
 
 DEFAULT_LEVELS = (Level(0.3, 78), Level(1.0, 45), Level(3.0, 48))
+INIT_GAINS = (1.0, 0.5, 0.25)  # level gains before training (fine levels weigh more)
 
 
 class PositionKeys(nn.Module):
     """xy [N, 2] metres -> (index [N, 4L] into the concatenated tables, weight [N, 4L])."""
 
-    def __init__(self, levels: tuple[Level, ...] = DEFAULT_LEVELS, gains: tuple[float, ...] = (1.0, 0.5, 0.25)) -> None:
+    def __init__(self, levels: tuple[Level, ...] = DEFAULT_LEVELS, gains: tuple[float, ...] = INIT_GAINS) -> None:
         super().__init__()
         if len(gains) != len(levels):
             raise ValueError(f"one gain per level: {len(levels)} levels, {len(gains)} gains")
@@ -53,7 +54,13 @@ class PositionKeys(nn.Module):
         self.register_buffer("cell", torch.tensor([lv.cell for lv in self.levels]), persistent=False)
         self.register_buffer("cells", torch.tensor([lv.cells for lv in self.levels], dtype=torch.long), persistent=False)
         # Learned: how much each resolution contributes to a read (and so to each write's step).
+        self.init_gains = tuple(gains)
         self.log_gain = nn.Parameter(torch.log(torch.tensor(gains, dtype=torch.float32)))
+
+    def reset_gains(self) -> None:
+        """Level gains back to their values before training (the ``ttt_fixed_gains`` ablation)."""
+        with torch.no_grad():
+            self.log_gain.copy_(torch.log(torch.tensor(self.init_gains, dtype=torch.float32)))
 
     def gains(self) -> Tensor:
         """[L] level gains, normalised so that a key's squared norm is at most 1 (keeps a step stable)."""

@@ -9,8 +9,9 @@ learned model's ablations all use these names; nothing else spells them.
   them, or the last minute's) and read by attention with the same trained readout.
 - ablations of ``ttt``, each removing one thing: ``ttt_additive`` (no error term in the
   writes), ``ttt_const_lr`` (no learned learning rates), ``ttt_untrained_readout`` (no
-  trained readout: the class evidence itself is the heatmap), ``ttt_keyframes`` (2 frames a second written, not every frame),
-  ``ttt_no_align`` (no pose-drift alignment in the write).
+  trained readout: the class evidence itself is the heatmap), ``ttt_fixed_gains`` (the key
+  level gains as before training), ``ttt_keyframes`` (2 frames a second written, not every
+  frame), ``ttt_no_align`` (no pose-drift alignment in the write).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 OBJECT_MAP = "object_map"
 TTT = "ttt"
 BASELINES: tuple[str, ...] = ("full_context", "sliding_window")
-ABLATIONS: tuple[str, ...] = ("ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_keyframes", "ttt_no_align")
+ABLATIONS: tuple[str, ...] = (
+    "ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_fixed_gains", "ttt_keyframes", "ttt_no_align",
+)
 # Methods that load the learned map's checkpoint.
 LEARNED_METHODS: tuple[str, ...] = (TTT,) + BASELINES + ABLATIONS
 METHODS: tuple[str, ...] = (OBJECT_MAP,) + LEARNED_METHODS
