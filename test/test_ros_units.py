@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.exceptions import InvalidParameterValueException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import HistoryPolicy, ReliabilityPolicy, qos_profile_parameters, qos_profile_services_default  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
@@ -29,7 +30,7 @@ from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room  # noqa: 
 from spatial_ttt_ros.ros import conversions as conv  # noqa: E402
 from spatial_ttt_ros.ros.frame_sync import ApproximateTimeSync  # noqa: E402
 from spatial_ttt_ros.ros.memory_files import MemoryPathError, resolve_memory_path  # noqa: E402
-from spatial_ttt_ros.ros.node import SpatialTTTNode, label_id_table  # noqa: E402
+from spatial_ttt_ros.ros.node import SERVICE_QUEUE_DEPTH, SpatialTTTNode, label_id_table  # noqa: E402
 from spatial_ttt_ros.ros.params import PARAMETERS, descriptor, markdown_table  # noqa: E402
 from spatial_ttt_ros.ros.stream_io import isolate_ros_domain  # noqa: E402
 from spatial_ttt_ros.ros.worker import FrameWorker  # noqa: E402
@@ -351,6 +352,17 @@ def test_lifecycle_transitions(ros_context, tmp_path):
         names = {n for n, _ in node.get_service_names_and_types_by_node("spatial_ttt", "/")}
         assert {"/spatial_ttt/ask", "/spatial_ttt/query", "/spatial_ttt/describe", "/spatial_ttt/reset",
                 "/spatial_ttt/save_memory", "/spatial_ttt/load_memory"} <= names
+        # The node's services queue 100 requests (node_service_qos); rclpy's own keep theirs.
+        ours = {s.srv_name: s.qos_profile for s in node._node_services}
+        assert set(ours) == {"~/ask", "~/query", "~/describe", "~/reset", "~/save_memory", "~/load_memory"}
+        assert SERVICE_QUEUE_DEPTH == 100
+        for q in ours.values():
+            assert (q.history, q.depth, q.reliability) == (HistoryPolicy.KEEP_LAST, 100, ReliabilityPolicy.RELIABLE)
+        others = [s for s in node.services if s not in node._node_services]
+        assert len(others) >= 10  # parameter, lifecycle and type-description services
+        for s in others:
+            default = qos_profile_parameters if "parameter" in s.srv_name else qos_profile_services_default
+            assert s.qos_profile == default, (s.srv_name, s.qos_profile)
         refused = node.set_parameters([Parameter("queue_size", value=20)])[0]
         assert not refused.successful and "read at configure" in refused.reason
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS

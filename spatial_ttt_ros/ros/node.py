@@ -107,6 +107,32 @@ INPUT_TOPICS = {
 # ----------------------------------------------------------------------------- the node
 
 
+SERVICE_QUEUE_DEPTH = 100
+
+
+def node_service_qos() -> QoSProfile:
+    """QoS of the node's own services (~/ask, ~/query, ~/describe, ~/reset, ~/save_memory,
+    ~/load_memory): reliable, volatile, KEEP_LAST 100 instead of ROS's default KEEP_LAST 10.
+
+    The depth bounds the requests the middleware holds for a service until the executor takes
+    them: with 10, an eleventh waiting request (many planners, or calls queued behind a slow
+    ``~/save_memory``) would push out the oldest unseen one and its client would never get an
+    answer. 100 is far above what planners keep in flight (the bench's 8 clients: at most 8).
+    Not KEEP_ALL as on the clients (``stream_io.service_qos()``): the profile also sets the
+    reply writer, and a reliable KEEP_ALL writer holds every answer until each matched client
+    acknowledged it (a stalled client keeps them all) and, once full, makes the answering
+    thread wait (Fast DDS: up to max_blocking_time); KEEP_LAST stays bounded and never waits.
+    Reliability and durability match the default service QoS, so ``ros2 service call`` and
+    other default clients still connect.
+    """
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=SERVICE_QUEUE_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
 class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
@@ -218,7 +244,8 @@ class SpatialTTTNode(InputHandling, ServiceHandlers, StatusPublishing, Lifecycle
         readers, writers = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
 
         def service(t, name, cb, group):
-            return self.create_service(t, name, self._guarded(cb, t, name.removeprefix("~/")), callback_group=group)
+            return self.create_service(t, name, self._guarded(cb, t, name.removeprefix("~/")),
+                                       qos_profile=node_service_qos(), callback_group=group)
 
         self._node_services = [
             service(Ask, "~/ask", self._on_ask, readers),
