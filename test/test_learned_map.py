@@ -8,8 +8,7 @@ import torch
 
 from spatial_ttt_ros.memory import learned_map as lm
 from spatial_ttt_ros.memory.learned_keys import PositionKeys
-from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapConfig, LearnedMapModel
-from spatial_ttt_ros.memory.learned_readout import IN_BIRTH_T, birth_times, grid_inputs
+from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
 from spatial_ttt_ros.memory.learned_writes import KIND_FLOOR, KIND_OBJECT, KIND_SEE_THROUGH, LR_FEATURES, WriteTokens
 
 
@@ -122,34 +121,6 @@ def test_birth_channels_keep_the_first_sighting():
     bm = _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH)
     bt = _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH_T)
     assert bt / bm == pytest.approx(0.1, abs=0.05)
-
-
-def test_a_class_first_seen_where_another_is_held_gets_its_own_birth_time():
-    """A clock first seen on the wall above a chair seen long before: with the novelty of the
-    token's own class the clock's first sighting is kept; pooled over classes (checkpoints
-    before v3) the place was not new and kept the chair's time."""
-    times = {}
-    for own in (True, False):
-        model = LearnedMapModel(LearnedMapConfig(own_class_novelty=own))
-        w = model.init_weights()
-        with torch.no_grad():
-            for _ in range(4):
-                w = model.write(w, _tokens([2.0, 2.0], cls=1, t=0.05))  # the chair, from t = 5 s
-            for _ in range(2):
-                w = model.write(w, _tokens([2.0, 2.0], cls=7, t=1.2))  # the clock, first at 120 s
-        times[own] = _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH_T) / _held(model, w, [2.0, 2.0], cls=lm.CH_BIRTH)
-    assert times[True] > 0.6  # mostly the clock's 1.2 (the chair's cells keep 0.05 elsewhere)
-    assert times[False] < 0.2  # pooled: the chair's time
-
-
-def test_decoded_first_sighting_reads_a_thin_birth_mass():
-    """Birth mass below the CNN input's 0.05 floor still gives its own time (the ratio)."""
-    reads = torch.zeros(3, 3, lm.N_CHANNELS)
-    reads[1, 1, lm.CH_BIRTH] = 0.01
-    reads[1, 1, lm.CH_BIRTH_T] = 0.01 * 1.238
-    bm, bt = birth_times(reads)
-    assert float(bt[1, 1]) == pytest.approx(1.238, rel=1e-4)
-    assert float(grid_inputs(reads)[IN_BIRTH_T, 1, 1]) == 0.0  # the CNN input kept it out (mass < 0.05)
 
 
 def test_many_tokens_at_one_place_in_one_chunk_do_not_overshoot():

@@ -39,9 +39,7 @@ def load_learned_model(path: str | Path | None = None) -> LearnedMapModel:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     try:
-        cfg_dict = json.loads(meta.get("config", "{}"))
-        cfg_dict.setdefault("own_class_novelty", False)  # checkpoints before v3 pooled the classes
-        cfg = LearnedMapConfig(**cfg_dict)
+        cfg = LearnedMapConfig(**json.loads(meta.get("config", "{}")))
         info = json.loads(meta.get("info", "{}"))
     except (TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path.name}: not a learned map checkpoint ({e})") from None

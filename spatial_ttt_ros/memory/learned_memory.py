@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from spatial_ttt_ros.classes import CLASSES
 from spatial_ttt_ros.inventory import Inventory, InventoryObject, Room
 from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
-from spatial_ttt_ros.memory.learned_readout import birth_times, decode, grid_inputs, seen_floor
+from spatial_ttt_ros.memory.learned_readout import decode, grid_inputs, seen_floor
 from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
 from spatial_ttt_ros.memory.learned_writes import frame_floor, frame_writes
 from spatial_ttt_ros.perception.tokens import N_CLASSES, TIME_SCALE, FrameTokens
@@ -138,7 +138,7 @@ class LearnedTTTMemory:
                 x = grid_inputs(reads)
                 heat = torch.logit(reads[..., :N_CLASSES].permute(2, 0, 1).clamp(1e-4, 1 - 1e-4))
                 size, offset = torch.zeros(3, *heat.shape[1:]), torch.zeros(2, *heat.shape[1:])
-        found = decode(x, heat, size, offset, xs, ys, self.threshold, birth_times(reads))
+        found = decode(x, heat, size, offset, xs, ys, self.threshold)
         objects = [
             InventoryObject(
                 label=CLASSES[o.class_id],

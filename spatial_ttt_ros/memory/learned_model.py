@@ -44,10 +44,6 @@ class LearnedMapConfig:
     max_objects: int = 16
     threshold: float = 0.3  # heatmap value for an object (chosen on validation seeds)
     readout_hidden: int = 32
-    # Birth channels' novelty: of the token's own class (True) or of all classes pooled (False:
-    # checkpoints before v3, whose config lacks the field). Part of the config so a checkpoint
-    # is read the way it was trained.
-    own_class_novelty: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,11 +89,6 @@ class LearnedMapModel(nn.Module):
         # Birth channels: gated by the novelty of the place, read before the step.
         pred = lm.read(w, index, weight)  # what the chunk reads before its step (apply-then-update)
         held = lm.evidence(pred).detach()
-        if self.cfg.own_class_novelty:
-            # an object token's novelty is that of its own class: a clock first seen above a chair
-            # seen long before is new there (with all classes pooled it took the chair's birth time)
-            own = lm.evidence(pred * toks.target).detach()  # the class channels of the target are its one-hot
-            held = torch.where(toks.kind == KIND_OBJECT, own, held)
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,

@@ -48,7 +48,6 @@ IN_EVIDENCE, IN_FREE, IN_Z, IN_LOG_SIZE, IN_BIRTH_MASS, IN_BIRTH_T, IN_MASS = (N
 N_INPUTS = N_CLASSES + 9
 MAX_OFFSET = 1.5  # cells: how far the learned centre offset may move a peak
 MIN_FREE = 0.5
-MIN_BIRTH_MASS = 1e-3  # birth mass below which a cell holds no first sighting (decode)
 FLOOR_ERODE = 0.2  # m
 
 
@@ -124,25 +123,9 @@ class GridObject:
     score: float
 
 
-def birth_times(reads: Tensor) -> tuple[Tensor, Tensor]:
-    """Map reads [H, W, C] -> (birth mass [H, W], first-seen time [H, W] in token units).
-
-    The time is the ratio of the two birth channels. Their rate is gated by novelty, so where
-    an object first came into view next to things already held (coarse key levels share them),
-    the birth mass is small: the ratio is kept down to ``MIN_BIRTH_MASS``, not the CNN input's
-    0.05 (which read a first sighting at 124 s as 7 s on a 5,000-frame walk).
-    """
-    bm = reads[..., CH_BIRTH]
-    return bm, reads[..., CH_BIRTH_T] / bm.clamp_min(MIN_BIRTH_MASS)
-
-
 def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tensor, xs: np.ndarray, ys: np.ndarray,
-           threshold: float, births: tuple[Tensor, Tensor] | None = None) -> list[GridObject]:
-    """One map's CNN outputs (no batch dim; offset [2, H, W] in cells) -> objects, strongest first.
-
-    ``births``: ``birth_times(reads)``; without it the CNN inputs' birth channels are used."""
-    if births is None:
-        births = inputs[IN_BIRTH_MASS], inputs[IN_BIRTH_T]
+           threshold: float) -> list[GridObject]:
+    """One map's CNN outputs (no batch dim; offset [2, H, W] in cells) -> objects, strongest first."""
     heat = torch.sigmoid(heat_logits)  # [K, H, W]
     peaks = (heat >= F.max_pool2d(heat.unsqueeze(0), 3, 1, 1)[0]) & (heat >= threshold)
     res = float(xs[1] - xs[0]) if len(xs) > 1 else GRID_RES
@@ -156,10 +139,10 @@ def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tenso
         # (a neighbour of another class, seen earlier, does not lend its birth)
         b0, b1, a0, a1 = max(iy - 1, 0), min(iy + 2, hgt), max(ix - 1, 0), min(ix + 2, wid)
         own = inputs[c, b0:b1, a0:a1]
-        bm = births[0][b0:b1, a0:a1]
-        bt = births[1][b0:b1, a0:a1]
+        bm = inputs[IN_BIRTH_MASS, b0:b1, a0:a1]
+        bt = inputs[IN_BIRTH_T, b0:b1, a0:a1]
         born = (bm >= 0.5 * float(bm.max())) & (own >= 0.5 * float(inputs[c, iy, ix]))
-        t_first = float(bt[born].min()) if bool(born.any()) and float(bm.max()) > MIN_BIRTH_MASS else 0.0
+        t_first = float(bt[born].min()) if bool(born.any()) and float(bm.max()) > 0.02 else 0.0
         out.append(
             GridObject(
                 class_id=c,
