@@ -62,10 +62,10 @@ def _truth(stream: CachedStream):
         if o.instance_id not in stream.first_seen or o.label not in CLASS_TO_ID:
             continue
         c, s = abs(np.cos(o.yaw)), abs(np.sin(o.yaw))
-        l, w, h = o.size
+        length, width, h = o.size
         ids.append(CLASS_TO_ID[o.label] - 1)  # label id = class index + 1
         centres.append(np.asarray(o.center, np.float64))
-        sizes.append(np.array([c * l + s * w, s * l + c * w, h]))
+        sizes.append(np.array([c * length + s * width, s * length + c * width, h]))
     return np.array(ids, int), np.array(centres).reshape(-1, 3), np.array(sizes).reshape(-1, 3)
 
 
