@@ -43,7 +43,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
@@ -57,6 +57,7 @@ from spatial_ttt_ros.pipeline import ReadOut
 from spatial_ttt_ros.msg import Answer as AnswerMsg
 from spatial_ttt_ros.msg import SceneDescription
 from spatial_ttt_ros.ros import conversions as conv
+from spatial_ttt_ros.ros.executor import NodeExecutor
 from spatial_ttt_ros.ros.frame_sync import (
     ApproximateTimeSync,
     TimeLine,
@@ -599,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             show_warning(message, category, *rest)
 
     warnings.showwarning = on_warning
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
 
     def spin() -> None:
