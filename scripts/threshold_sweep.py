@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode, stream in streams.items():
                 q.run_memory(memory, stream)
                 for t in thresholds:  # the same written state, decoded at each threshold
-                    memory.threshold, memory._cached = t, None
+                    memory.threshold = t
                     scored.setdefault((int(frames), mode, t), []).append(q.score_inventory(memory.inventory(), questions))
     rows = []
     for (frames, mode, t), per_scene in sorted(scored.items()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -37,7 +38,7 @@ def _submits_and_calls(executor_cls) -> tuple[int, int]:
 
         node.create_timer(0.02, busy, callback_group=group)
         node.create_timer(0.02, busy, callback_group=group)
-        with pytest.warns(UserWarning) if executor_cls is MultiThreadedExecutor else _nothing():
+        with pytest.warns(UserWarning) if executor_cls is MultiThreadedExecutor else contextlib.nullcontext():
             executor = executor_cls(num_threads=1, context=context)
         submits = [0]
         pool_submit = executor._executor.submit  # count what reaches the thread pool
@@ -70,14 +71,6 @@ def _submits_and_calls(executor_cls) -> tuple[int, int]:
         return submits[0], len(calls)
     finally:
         rclpy.shutdown(context=context)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_work_waiting_for_a_thread_is_queued_once():

@@ -72,6 +72,16 @@ class LearnedTTTMemory:
         self.next_due = 0.0
         self._cached: tuple[int, Inventory] | None = None
 
+    @property
+    def threshold(self) -> float:
+        """Heatmap value for an object (decoding only): a new one takes effect at the next read."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = float(value)
+        self._cached = None  # the cached inventory was decoded at the old threshold
+
     # ---------------------------------------------------------------- writing
     def observe(self, tokens: FrameTokens) -> None:
         if self.start_stamp is None:
@@ -138,7 +148,7 @@ class LearnedTTTMemory:
                 x = grid_inputs(reads)
                 heat = torch.logit(reads[..., :N_CLASSES].permute(2, 0, 1).clamp(1e-4, 1 - 1e-4))
                 size, offset = torch.zeros(3, *heat.shape[1:]), torch.zeros(2, *heat.shape[1:])
-        found = decode(x, heat, size, offset, xs, ys, self.threshold)
+        found = decode(x, heat, size, offset, xs, ys, self._threshold)
         objects = [
             InventoryObject(
                 label=CLASSES[o.class_id],

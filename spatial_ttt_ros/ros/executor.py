@@ -35,7 +35,6 @@ class NodeExecutor(MultiThreadedExecutor):
         super().__init__(num_threads=num_threads, context=context)
         self._queued: set = set()  # tasks in the thread pool's queue, not started yet
         self._queued_lock = threading.Lock()
-        self.requeues_skipped = 0  # how often the loop above was cut short (for tests and profiling)
 
     def _spin_once_impl(self, timeout_sec=None, wait_condition=lambda: False) -> None:
         try:
@@ -47,7 +46,6 @@ class NodeExecutor(MultiThreadedExecutor):
             if not queued:
                 self._queued.add(handler)
         if queued:
-            self.requeues_skipped += 1
             time.sleep(QUEUED_BACKOFF_S)
             return
 
