@@ -70,12 +70,18 @@ class ServiceHandlers:
             pub.publish(msg)  # a lifecycle publisher: silent unless active
         return True, "", msg
 
+    def _refuse(self, response, problem: str, logged: str, error: str | None = None):
+        """Count and log ``problem``, fill the response's error (``error``, or what was logged) -> response."""
+        self._problem(problem, logged)
+        response.success, response.error = False, logged if error is None else error
+        return response
+
     def _too_long(self, kind: str, texts: list[str], response) -> bool:
         n = sum(len(t) for t in texts)
         if n <= MAX_QUESTION_CHARS:
             return False
-        self._problem("question_too_long", f"{kind} of {n} characters refused (at most {MAX_QUESTION_CHARS})")
-        response.success, response.error = False, f"{kind} too long: {n} characters, at most {MAX_QUESTION_CHARS}"
+        self._refuse(response, "question_too_long", f"{kind} of {n} characters refused (at most {MAX_QUESTION_CHARS})",
+                     f"{kind} too long: {n} characters, at most {MAX_QUESTION_CHARS}")
         return True
 
     def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
@@ -83,9 +89,8 @@ class ServiceHandlers:
             return response
         question = request.question.strip()
         if not question:
-            self._problem("question_error", "empty question")
-            response.success, response.error = False, "empty question: ask e.g. 'How many chairs are in the room?'"
-            return response
+            return self._refuse(response, "question_error", "empty question",
+                                "empty question: ask e.g. 'How many chairs are in the room?'")
         options = [o for o in request.options if o.strip()] or None
         qa = self._qa
         if qa is not None and qa.route(question, options) == "vlm":  # qa_backend vlm, or hybrid on a free-form question
@@ -97,10 +102,7 @@ class ServiceHandlers:
         try:  # parsed before and outside any lock (bounded length: cheap)
             parsed = parse_question(question, options)
         except QuestionError as exc:
-            reason = safe_text(exc, 400)
-            self._problem("question_error", reason)
-            response.success, response.error = False, reason
-            return response
+            return self._refuse(response, "question_error", safe_text(exc, 400))
         response.success, response.error, response.answer = self._answer(
             question, lambda inventory: solve(parsed, inventory, options)
         )
@@ -113,9 +115,8 @@ class ServiceHandlers:
             return response
         task = request.task_type.strip()
         if not task:
-            self._problem("question_error", "empty task_type")
-            response.success, response.error = False, "empty task_type: one of the task types in Answer.msg"
-            return response
+            return self._refuse(response, "question_error", "empty task_type",
+                                "empty task_type: one of the task types in Answer.msg")
         objects = [o for o in request.object_names if o.strip()]
         options = [o for o in request.options if o.strip()] or None
         from spatial_ttt_ros.reasoning.qa import answer_structured
