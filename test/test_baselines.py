@@ -172,7 +172,7 @@ def test_make_memory_object_map_and_unknown_method():
         make_memory("lstm")
     with pytest.raises(ValueError, match="no checkpoint"):
         make_memory("object_map", checkpoint="x.safetensors")
-    assert {"ttt", "object_map", "full_context", "sliding_window", "ttt_additive", "ttt_no_align"} <= set(METHODS)
+    assert {"ttt", "object_map", "full_context", "sliding_window", "ttt_additive", "ttt_no_align", "ttt_chunk_step"} <= set(METHODS)
 
 
 def test_object_map_folds_a_drifted_resighting_but_not_a_neighbour():

@@ -67,8 +67,27 @@ def test_inner_step_is_the_gradient_of_the_reconstruction_loss():
     wr = w.clone().requires_grad_(True)
     loss = 0.5 * (eta * (lm.read(wr, index, weight) - toks.target) ** 2).sum()
     loss.backward()
-    stepped = lm.step(w, index, weight, toks.target, eta)
-    torch.testing.assert_close(w - stepped, wr.grad, rtol=1e-5, atol=1e-7)
+    state = torch.cat([w, torch.zeros(model.n_entries, 1)], -1)  # nothing accumulated yet
+    stepped = lm.step(state, index, weight, toks.target, eta)
+    torch.testing.assert_close(w - stepped[:, : lm.N_CHANNELS], wr.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_accumulated_curvature_keeps_the_mean_of_all_sightings():
+    # 30 sightings labelled 2, then 8 labelled 5 at the same place. Accumulated: class 2 still
+    # holds most of the evidence; with each chunk's own curvature only (the ablation) the
+    # last labels erase the earlier ones.
+    model = LearnedMapModel()
+    held = {}
+    for accumulate in (True, False):
+        w = model.init_weights()
+        with torch.no_grad():
+            for i in range(38):
+                w = model.write(w, _tokens([1.0, 1.0], cls=2 if i < 30 else 5), Ablation(accumulate=accumulate))
+        held[accumulate] = (_held(model, w, [1.0, 1.0], cls=2), _held(model, w, [1.0, 1.0], cls=5))
+        assert float(w[:, lm.CH_ACC].max()) <= lm.ACC_MAX
+    assert held[True][0] > held[True][1] + 0.2
+    assert held[False][1] > held[False][0]
+    assert held[True][0] > held[False][0] + 0.2
 
 
 def test_resightings_saturate_and_additive_writes_do_not():

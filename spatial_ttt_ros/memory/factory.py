@@ -47,6 +47,7 @@ def make_memory(method: str, checkpoint: str | Path | None = None, **kw):
         "ttt_const_lr": Ablation(learned_rates=False),
         "ttt_keyframes": Ablation(keyframes_only=True),
         "ttt_no_align": Ablation(align=False),
+        "ttt_chunk_step": Ablation(accumulate=False),
     }.get(key, Ablation())
     if key == "ttt_untrained_readout":
         kw["trained_readout"] = False

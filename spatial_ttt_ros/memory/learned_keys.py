@@ -3,7 +3,7 @@
 A world position (x, y) in metres becomes a sparse key: for each level, the four corners
 of the grid cell it falls in (bilinear weights), times a learned level gain. Each level is
 a torus of ``cells x cells`` entries of side ``cell`` m, so it wraps after ``cells * cell``
-metres; the levels' periods differ (23.4, 45 and 144 m by default), so two places share
+metres; the levels' periods differ (23.4, 45 and 132 m by default), so two places share
 *every* entry only when they are a common multiple of all periods apart (far beyond
 100 m), and places closer than the finest period (23.4 m) share no fine entry at all.
 Why tori and not a random hash: a hash makes neighbouring cells collide as often as far
@@ -33,7 +33,7 @@ class Level:
         return self.cell * self.cells
 
 
-DEFAULT_LEVELS = (Level(0.3, 78), Level(1.0, 45), Level(3.0, 48))
+DEFAULT_LEVELS = (Level(0.3, 78), Level(1.0, 45), Level(3.0, 44))
 INIT_GAINS = (1.0, 0.5, 0.25)  # level gains before training (fine levels weigh more)
 
 

@@ -1,7 +1,7 @@
 """The learned TTT map: fast weights over position keys, written by error-driven gradient steps.
 
-State: one fast-weight row per key entry, ``w [E, C]`` fp32 (E = entries of all key levels,
-memory/learned_keys.py; C = the value channels below), started from zero (the slow weights
+State: one fast-weight row per key entry, ``w [E, C + 1]`` fp32 (E = entries of all key levels,
+memory/learned_keys.py; C = the value channels below, then the accumulated curvature), started from zero (the slow weights
 of a linear map with nothing written) and reset per episode. Its size never depends on how
 many frames were seen.
 
@@ -20,6 +20,19 @@ keys spread over levels and corners (the step then lands at most on their weight
 The gradient has the error term ``pred - v``: what the memory already holds changes
 the write. Re-sightings of an object saturate (the error shrinks); free space seen
 through a place (target 0 in the object channels) fades what was held there.
+
+Accumulated curvature (the object channels: ``ACCUMULATED``). With the chunk's curvature
+alone, each chunk that sees a place densely replaces what the place held (a step of size
+1): the memory is an exponential average of the last few sightings, and on a real detector
+the last views of a sofa labelled ``bed`` erase fifty earlier ``sofa`` ones. So the state
+keeps, per entry, the curvature accumulated over every chunk so far (column ``CH_ACC`` of
+w, capped at ``ACC_MAX`` so the map stays plastic), and the object channels' step is
+divided by max(1, accumulated) instead: the first sightings still build evidence up
+gradually, later ones move the place towards the weighted *mean* of all its sightings
+(a diagonal version of solving the whole in-context regression, as MesaNet does). The class
+channels then hold how often each label was seen there. The birth and free channels keep the
+chunk's own curvature (first sightings are gated by novelty; free space may change).
+``accumulate=False`` is the ablation.
 
 Value channels (targets ``v``):
 
@@ -58,7 +71,13 @@ CH_BIRTH = CH_SIZE + 3
 CH_BIRTH_T = CH_BIRTH + 1
 CH_FREE = CH_BIRTH_T + 1
 CH_MASS = CH_FREE + 1
-N_CHANNELS = CH_MASS + 1
+N_CHANNELS = CH_MASS + 1  # value channels (targets)
+CH_ACC = N_CHANNELS  # the state's last column: accumulated curvature of the object channels, not a value
+N_STATE = N_CHANNELS + 1
+# Channels whose step is divided by the accumulated curvature (every channel an object token
+# writes at its plain rate: class evidence, height, size, mass).
+ACCUMULATED = tuple(c for c in range(N_CHANNELS) if c not in (CH_BIRTH, CH_BIRTH_T, CH_FREE))
+ACC_MAX = 16.0  # cap of the accumulated curvature: about 100 sightings at a place before the mean stops growing stiffer
 # Channels read as ratios (means of what was observed at a place): kept on the finest key level
 # only, so a coarse cell shared with the neighbours does not lend them its height, size or birth.
 FINE_ONLY = (CH_Z, CH_SIZE, CH_SIZE + 1, CH_SIZE + 2, CH_BIRTH, CH_BIRTH_T, CH_MASS)
@@ -71,32 +90,43 @@ def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:
 
 
 def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True,
-         update_mask: Tensor | None = None, pred: Tensor | None = None) -> Tensor:
-    """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C].
+         update_mask: Tensor | None = None, pred: Tensor | None = None, accumulate: bool = True) -> Tensor:
+    """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C + 1].
 
-    index/weight [N, J]; target, eta [N, C] (eta 0: channel not written by that token);
-    update_mask [E, C] (0: that entry never holds that channel); pred [N, C]: ``read(w, index,
-    weight)`` when the caller already has it (apply-then-update reads it before the step anyway).
-    Birth-channel gating is applied by the caller through ``eta`` (see ``novelty_gate``).
-    ``error_term=False`` is the ablation with additive writes: the step of the linear loss
-    -sum eta <f(x), v>, whose gradient ignores what the memory holds (no preconditioner either:
-    nothing saturates).
+    w [E, C + 1] (value channels, then ``CH_ACC``); index/weight [N, J]; target, eta [N, C] (eta 0:
+    channel not written by that token); update_mask [E, C] (0: that entry never holds that channel);
+    pred [N, C(+1)]: ``read(w, index, weight)`` when the caller already has it (apply-then-update
+    reads it before the step anyway). Birth-channel gating is applied by the caller through ``eta``
+    (see ``novelty_gate``). ``error_term=False`` is the ablation with additive writes: the step of
+    the linear loss -sum eta <f(x), v>, whose gradient ignores what the memory holds (no
+    preconditioner either: nothing saturates). ``accumulate=False``: every channel's step divided by
+    the chunk's own curvature only (the ablation of the accumulated curvature).
     """
-    e, c = w.shape
+    e, c = w.shape[0], N_CHANNELS
+    values, acc = w[:, :c], w[:, CH_ACC]
     if error_term:
-        err = (read(w, index, weight) if pred is None else pred) - target  # [N, C]
+        err = (read(values, index, weight) if pred is None else pred[:, :c]) - target  # [N, C]
     else:
         err = -target
     g = (eta * err).unsqueeze(1) * weight.unsqueeze(-1)  # [N, J, C]
     flat = index.reshape(-1)
     grad = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, g.reshape(-1, c))
+    if update_mask is not None:
+        grad = grad * update_mask
     if not error_term:
-        return w - grad
+        return torch.cat([values - grad, acc.unsqueeze(-1)], -1)
     # Row sums of the curvature sum_i eta_i h_i h_i^T (weights are >= 0): a Jacobi step divided by them
     # never overshoots (a per-entry diagonal alone diverges when many tokens share spread-out keys).
     curv = eta.unsqueeze(1) * (weight * weight.sum(-1, keepdim=True)).unsqueeze(-1)  # [N, J, C]
     h = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, curv.reshape(-1, c))
-    return w - grad / h.clamp_min(1.0)
+    den = h.clamp_min(1.0)
+    if accumulate:
+        # Every ACCUMULATED channel gets the same rate from a token, so the class channel's curvature is theirs.
+        acc = (acc + h[:, CH_CLASS]).clamp_max(ACC_MAX)
+        acc_cols = torch.zeros(c, dtype=torch.bool, device=w.device)
+        acc_cols[list(ACCUMULATED)] = True
+        den = torch.where(acc_cols, torch.maximum(den, acc.unsqueeze(-1)), den)  # never below h: no overshoot
+    return torch.cat([values - grad / den, acc.unsqueeze(-1)], -1)
 
 
 def evidence(values: Tensor) -> Tensor:
@@ -110,4 +140,5 @@ def novelty_gate(held: Tensor) -> Tensor:
 
 
 def init_weights(n_entries: int, device=None) -> Tensor:
-    return torch.zeros(n_entries, N_CHANNELS, dtype=torch.float32, device=device)
+    """The state before anything is written: value channels and accumulated curvature, all zero."""
+    return torch.zeros(n_entries, N_STATE, dtype=torch.float32, device=device)

@@ -3,12 +3,12 @@
     frames --learned_writes--> write tokens (xy, targets, lr inputs)
            --PositionKeys-->   sparse keys            (learned level gains)
            --rate heads-->     per-token learning rates (learned from score, range, angle, depth)
-           --learned_map.step  fast weights w [E, C]   (one error-driven step per chunk of frames)
+           --learned_map.step  fast weights w [E, C + 1]   (one error-driven step per chunk of frames)
     w --read on a grid--> reads --ReadoutNet--> heatmaps --decode--> objects; free channel -> floor
 
 Ablation switches (``Ablation``) remove one thing each: the error term (additive writes),
 the learned rates (constant), per-frame writes (keyframes at 2 Hz only), the drift alignment
-(memory/learned_alignment.py); the untrained readout is made by memory/factory.py. Everything is differentiable end to end (training/learned_train.py).
+(memory/learned_alignment.py), the accumulated curvature of the step (learned_map.step); the untrained readout is made by memory/factory.py. Everything is differentiable end to end (training/learned_train.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Ablation:
     learned_rates: bool = True  # False: every token of a kind at its initial rate
     keyframes_only: bool = False  # True: write 2 frames a second, as the previous memory did
     align: bool = True  # False: no drift alignment by read-before-write (memory/learned_alignment.py)
+    accumulate: bool = True  # False: each chunk's step sized by its own curvature only (learned_map.step)
 
 
 @dataclass
@@ -92,7 +93,7 @@ class LearnedMapModel(nn.Module):
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
-                       update_mask=self.update_mask, pred=pred)
+                       update_mask=self.update_mask, pred=pred, accumulate=ablation.accumulate)
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.

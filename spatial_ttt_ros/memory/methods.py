@@ -11,7 +11,8 @@ learned model's ablations all use these names; nothing else spells them.
   writes), ``ttt_const_lr`` (no learned learning rates), ``ttt_untrained_readout`` (no
   trained readout: the class evidence itself is the heatmap), ``ttt_fixed_gains`` (the key
   level gains as before training), ``ttt_keyframes`` (2 frames a second written, not every
-  frame), ``ttt_no_align`` (no pose-drift alignment in the write).
+  frame), ``ttt_no_align`` (no pose-drift alignment in the write), ``ttt_chunk_step`` (each
+  chunk's step sized by its own curvature only, not the curvature accumulated over the stream).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TTT = "ttt"
 BASELINES: tuple[str, ...] = ("full_context", "sliding_window")
 ABLATIONS: tuple[str, ...] = (
     "ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_fixed_gains", "ttt_keyframes", "ttt_no_align",
+    "ttt_chunk_step",
 )
 # Methods that load the learned map's checkpoint.
 LEARNED_METHODS: tuple[str, ...] = (TTT,) + BASELINES + ABLATIONS
