@@ -61,10 +61,6 @@ class LearnedMapModel(nn.Module):
             for kind, r in INIT_RATES.items():
                 self.rate_head.bias[kind] = float(np.log(r / (1 - r)))
         self.readout = ReadoutNet(self.cfg.readout_hidden)
-        mask = torch.ones(self.keys.n_entries, lm.N_CHANNELS)
-        fine = self.keys.levels[0].cells ** 2  # the finest level's entries come first
-        mask[fine:, list(lm.FINE_ONLY)] = 0.0
-        self.register_buffer("update_mask", mask, persistent=False)
 
     @property
     def n_entries(self) -> int:
@@ -93,7 +89,7 @@ class LearnedMapModel(nn.Module):
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
-                       update_mask=self.update_mask, pred=pred, accumulate=ablation.accumulate)
+                       pred=pred, accumulate=ablation.accumulate)
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.
