@@ -11,12 +11,13 @@ from spatial_ttt_ros.bench import quality
 
 
 def test_rooms_scale_with_frames_and_the_splits_never_meet_training():
+    from spatial_ttt_ros.training.learned_data import SPENT_HELD_OUT_SEEDS, VAL_SEEDS
+
     assert [quality.rooms_for_frames(f) for f in (300, 1000, 5000)] == [1, 2, 4]
     val, held = quality.split_seeds("validation"), quality.split_seeds("held_out")
-    spent = [s for split in ("held_out_v2", "held_out_v3", "held_out_v4") for s in quality.split_seeds(split)]
+    spent = [s for split in SPENT_HELD_OUT_SEEDS for s in quality.split_seeds(split)]
     assert len(val) >= 8 and len(held) >= 8 and not set(val) & set(held)
     assert not set(held) & set(spent)  # the held-out set of v5 was not run on earlier checkpoints
-    from spatial_ttt_ros.training.learned_data import VAL_SEEDS
 
     assert min(val + held + spent) >= VAL_SEEDS.start  # training streams are the seeds below
     with pytest.raises(ValueError, match="split"):

@@ -27,7 +27,7 @@ alone, each chunk that sees a place densely replaces what the place held (a step
 the last views of a sofa labelled ``bed`` erase fifty earlier ``sofa`` ones. So the state
 keeps, per entry, the curvature accumulated over every chunk so far (column ``CH_ACC`` of
 w, capped at ``ACC_MAX`` so the map stays plastic), and the object channels' step is
-divided by max(1, accumulated) instead: the first sightings still build evidence up
+divided by max(chunk curvature, accumulated) instead: the first sightings still build evidence up
 gradually, later ones move the place towards the weighted *mean* of all its sightings
 (a diagonal version of solving the whole in-context regression, as MesaNet does). The class
 channels then hold how often each label was seen there. The birth and free channels keep the
