@@ -8,7 +8,7 @@ import torch
 
 from spatial_ttt_ros.memory import learned_map as lm
 from spatial_ttt_ros.memory.learned_keys import PositionKeys
-from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
+from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapConfig, LearnedMapModel
 from spatial_ttt_ros.memory.learned_writes import KIND_FLOOR, KIND_OBJECT, KIND_SEE_THROUGH, LR_FEATURES, WriteTokens
 
 
@@ -88,6 +88,21 @@ def test_accumulated_curvature_keeps_the_mean_of_all_sightings():
     assert held[True][0] > held[True][1] + 0.2
     assert held[False][1] > held[False][0]
     assert held[True][0] > held[False][0] + 0.2
+
+
+def test_the_checkpoint_config_caps_the_accumulated_curvature():
+    # The cap is part of the model config (saved with the checkpoint): a lower cap keeps a place
+    # more plastic, so the last labels move it further.
+    last = {}
+    for cap in (1.5, lm.ACC_MAX):
+        model = LearnedMapModel(LearnedMapConfig(acc_max=cap))
+        w = model.init_weights()
+        with torch.no_grad():
+            for i in range(38):
+                w = model.write(w, _tokens([1.0, 1.0], cls=2 if i < 30 else 5))
+        assert float(w[:, lm.CH_ACC].max()) <= cap + 1e-5
+        last[cap] = _held(model, w, [1.0, 1.0], cls=5)
+    assert last[1.5] > last[lm.ACC_MAX] + 0.1  # (38 sightings reach 7.6 of the default cap 16)
 
 
 def test_resightings_saturate_and_additive_writes_do_not():

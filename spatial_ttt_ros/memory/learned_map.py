@@ -26,8 +26,9 @@ alone, each chunk that sees a place densely replaces what the place held (a step
 1): the memory is an exponential average of the last few sightings, and on a real detector
 the last views of a sofa labelled ``bed`` erase fifty earlier ``sofa`` ones. So the state
 keeps, per entry, the curvature accumulated over every chunk so far (column ``CH_ACC`` of
-w, capped at ``ACC_MAX`` so the map stays plastic), and the object channels' step is
-divided by max(chunk curvature, accumulated) instead: the first sightings still build evidence up
+w, capped at ``acc_max``, the model config's, ``ACC_MAX`` by default, so the map stays
+plastic), and the object channels' step is divided by max(chunk curvature, accumulated)
+instead: the first sightings still build evidence up
 gradually, later ones move the place towards the weighted *mean* of all its sightings
 (a diagonal version of solving the whole in-context regression, as MesaNet does). The class
 channels then hold how often each label was seen there. The birth and free channels keep the
@@ -79,7 +80,7 @@ N_STATE = N_CHANNELS + 1
 # Channels whose step is divided by the accumulated curvature (every channel an object token
 # writes at its plain rate: class evidence, height, size, mass).
 ACCUMULATED = tuple(c for c in range(N_CHANNELS) if c not in (CH_BIRTH, CH_BIRTH_T, CH_FREE))
-ACC_MAX = 16.0  # cap of the accumulated curvature: about 100 sightings at a place before the mean stops growing stiffer
+ACC_MAX = 16.0  # default cap of the accumulated curvature (LearnedMapConfig.acc_max): about 100 sightings at a place
 NOVELTY = 0.05  # held evidence at which the birth channels' rate falls to 1/e
 
 
@@ -89,7 +90,7 @@ def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:
 
 
 def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True,
-         pred: Tensor | None = None, accumulate: bool = True) -> Tensor:
+         pred: Tensor | None = None, accumulate: bool = True, acc_max: float = ACC_MAX) -> Tensor:
     """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C + 1].
 
     w [E, C + 1] (value channels, then ``CH_ACC``); index/weight [N, J]; target, eta [N, C] (eta 0:
@@ -99,7 +100,7 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
     (see ``novelty_gate``). ``error_term=False`` is the ablation with additive writes: the step of
     the linear loss -sum eta <f(x), v>, whose gradient ignores what the memory holds (no
     preconditioner either: nothing saturates). ``accumulate=False``: every channel's step divided by
-    the chunk's own curvature only (the ablation of the accumulated curvature).
+    the chunk's own curvature only (the ablation of the accumulated curvature); ``acc_max``: its cap.
     """
     e, c = w.shape[0], N_CHANNELS
     values, acc = w[:, :c], w[:, CH_ACC]
@@ -119,7 +120,7 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
     den = h.clamp_min(1.0)
     if accumulate:
         # Every ACCUMULATED channel gets the same rate from a token, so the class channel's curvature is theirs.
-        acc = (acc + h[:, CH_CLASS]).clamp_max(ACC_MAX)
+        acc = (acc + h[:, CH_CLASS]).clamp_max(acc_max)
         acc_cols = torch.zeros(c, dtype=torch.bool, device=w.device)
         acc_cols[list(ACCUMULATED)] = True
         den = torch.where(acc_cols, torch.maximum(den, acc.unsqueeze(-1)), den)  # never below h: no overshoot

@@ -45,6 +45,7 @@ class LearnedMapConfig:
     max_objects: int = 16
     threshold: float = 0.3  # heatmap value for an object (chosen on validation seeds)
     readout_hidden: int = 32
+    acc_max: float = lm.ACC_MAX  # cap of the accumulated curvature (learned_map.step); checkpoints before it: 16
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +90,7 @@ class LearnedMapModel(nn.Module):
         gate = torch.ones_like(eta)
         gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
-                       pred=pred, accumulate=ablation.accumulate)
+                       pred=pred, accumulate=ablation.accumulate, acc_max=self.cfg.acc_max)
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.

@@ -32,12 +32,13 @@ RENDER_WIDTH, RENDER_HEIGHT = 160, 120
 # Scene seeds: training uses seeds below VAL_SEEDS; every choice (thresholds, settings,
 # checkpoints) is made on VAL_SEEDS; HELD_OUT_SEEDS are run once, at the end (bench quality).
 # A held-out set is spent once it has been run: 9100-9109 measured the v2 checkpoints, 9200-9209
-# the v3b ones, 9300-9309 the v4 ones that did not ship (the README and docs/results keep those
-# figures); 9400-9409 are for v5 and had not been run before it.
+# the v3b ones, 9300-9309 the v4 ones that did not ship, 9400-9409 the v5 ones (the README and
+# docs/results keep those figures); 9500-9509 are for v6 and had not been run before it.
 VAL_SEEDS = range(8000, 8010)
-HELD_OUT_SEEDS = range(9400, 9410)
+HELD_OUT_SEEDS = range(9500, 9510)
 SPENT_HELD_OUT_SEEDS = {
     "held_out_v2": range(9100, 9110), "held_out_v3": range(9200, 9210), "held_out_v4": range(9300, 9310),
+    "held_out_v5": range(9400, 9410),
 }
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from spatial_ttt_ros.classes import CLASS_TO_ID
-from spatial_ttt_ros.memory.learned_map import CH_BIRTH_T
-from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapModel
+from spatial_ttt_ros.memory.learned_map import ACC_MAX, CH_BIRTH_T
+from spatial_ttt_ros.memory.learned_model import Ablation, LearnedMapConfig, LearnedMapModel
 from spatial_ttt_ros.memory.learned_readout import GRID_RES, IN_LOG_SIZE, IN_MASS, heatmap_loss
 from spatial_ttt_ros.memory.learned_writes import WriteTokens, frame_writes
 from spatial_ttt_ros.memory.learned_memory import frames_to_tensors
@@ -128,7 +128,7 @@ def train(a: argparse.Namespace) -> int:
     paths = [p for p in paths if json.loads(p.with_suffix(".json").read_text())["n_frames"] <= a.max_frames]
     if not paths:
         raise SystemExit(f"no training streams in {cache}")
-    model = LearnedMapModel()
+    model = LearnedMapModel(LearnedMapConfig(acc_max=a.acc_max))
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     data: dict = {}
     out = Path(a.out)
@@ -171,11 +171,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-frames", type=int, default=3000, help="train on cached streams up to this length")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="ttt", help="the memory the readout is trained on")
+    p.add_argument("--acc-max", type=float, default=ACC_MAX, help=f"cap of the accumulated curvature (default {ACC_MAX:g})")
 
 
 def run(a: argparse.Namespace) -> int:
     a.command = "spatial-ttt train " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(a).items()) if k in ("cache", "out", "steps", "lr", "seed", "threads", "max_frames", "variant")
+        f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(a).items()) if k in ("cache", "out", "steps", "lr", "seed", "threads", "max_frames", "variant", "acc_max")
     )
     return train(a)
 
