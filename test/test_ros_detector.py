@@ -84,6 +84,7 @@ def test_yolox_node_remembers_the_office(yolox_model, hololens_dir, tmp_path):
         client.wait(40.0)
         pub = StreamPublisher(node, pose="odom", labels=False, compressed=True, depth_encoding="16UC1")
         pub.wait_for_subscribers(20.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
+        pub.prime_camera_info(walk[0][0], spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
         t0 = time.monotonic()
         for i, (frame, jpeg) in enumerate(walk):
             msgs = pub.messages(frame)

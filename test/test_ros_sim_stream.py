@@ -96,6 +96,7 @@ def live(stream, tmp_path_factory):
         client.wait(30.0)
         pub = StreamPublisher(node, pose="pose", labels=True, depth_encoding="16UC1")
         pub.wait_for_subscribers(20.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
+        pub.prime_camera_info(frames[0], spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
         t0 = time.monotonic()
         for i, frame in enumerate(frames):
             pub.publish(frame)

@@ -95,10 +95,8 @@ def live(request, tiny_dir, frames, tmp_path_factory):
         client.wait(60.0)
         pub = StreamPublisher(node, pose="pose", labels=True)
         pub.wait_for_subscribers(30.0, spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
-        # The intrinsics first, as a camera driver has them out before any image (separate DDS
-        # readers: the first depth could otherwise overtake its camera_info and be dropped).
-        pub.publish(frames[0], skip=("pose", "labels", "color", "depth"))
-        rclpy.spin_once(node, timeout_sec=0.3)
+        # The intrinsics first, as a camera driver has them out before any image.
+        pub.prime_camera_info(frames[0], spin=lambda t: rclpy.spin_once(node, timeout_sec=t))
         for frame in frames:
             pub.publish(frame)
             rclpy.spin_once(node, timeout_sec=0.05)

@@ -107,6 +107,18 @@ class StreamPublisher:
         missing = [name for name, p in self.pubs.items() if p.get_subscription_count() == 0]
         raise TimeoutError(f"no subscriber on {missing} after {timeout} s")
 
+    def prime_camera_info(self, frame: CameraFrame, spin, seconds: float = 1.0) -> None:
+        """Publish ``frame``'s camera_info every 0.1 s for ``seconds``, before any image, as a camera
+        driver keeps it coming. The node's camera_info reader may match this publisher a moment
+        after its depth reader (separate DDS readers; ``wait_for_subscribers`` sees only this side's
+        matches), and a depth that overtakes every camera_info is dropped as ``no_camera_info``.
+        ``spin(t)`` spins the publishing node for t seconds."""
+        msg = self.messages(frame)["camera_info"]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.pubs["camera_info"].publish(msg)
+            spin(0.1)
+
     def messages(self, frame: CameraFrame, stamp: float | None = None) -> dict[str, Any]:
         """The messages of one frame (stamp defaults to the frame's)."""
         t = conv.sec_to_stamp(frame.stamp if stamp is None else stamp)
