@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Choose a learned memory's decoding threshold on the validation seeds.
+"""Choose a learned memory's decoding threshold (and first-sighting radius) on the validation seeds.
 
-Each validation stream is written once and its final state decoded at every threshold
-(the threshold acts only in decoding), scored as ``spatial-ttt bench quality`` scores it.
-The rule used for the shipped checkpoints: the threshold with the best mean over the runs.
+Each validation stream is written once and its final state decoded at every threshold and
+every ``--birth-radii`` value (``learned_readout.BIRTH_RADIUS``: the cells around a peak whose
+births date the object; both act only in decoding), scored as ``spatial-ttt bench quality``
+scores it. The rule used for the shipped checkpoints: the setting with the best mean over the runs.
 
     .venv/bin/python scripts/threshold_sweep.py --method ttt --checkpoint runs/v3b_ttt/model.safetensors \
         --runs "300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy" --json out.json
@@ -36,11 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--thresholds", default="0.1,0.15,0.2,0.25,0.3")
     p.add_argument("--runs", default="300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy")
+    p.add_argument("--birth-radii", default=None, help="e.g. 1,2,3 (default: the module's BIRTH_RADIUS only)")
     p.add_argument("--cache", default="runs/learned_cache")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(1)
+    from spatial_ttt_ros.memory import learned_readout
+
     thresholds = [float(t) for t in a.thresholds.split(",")]
+    radii = [int(r) for r in a.birth_radii.split(",")] if a.birth_radii else [learned_readout.BIRTH_RADIUS]
+    settings = [(t, r) for r in radii for t in thresholds]
     memory = make_memory(a.method, checkpoint=a.checkpoint)
     seeds = q.split_seeds("validation")
     scored: dict[tuple[int, str, float], list] = {}
@@ -51,21 +57,27 @@ def main(argv: list[str] | None = None) -> int:
             questions = q.questions_for(next(iter(streams.values())))
             for mode, stream in streams.items():
                 q.run_memory(memory, stream)
-                for t in thresholds:  # the same written state, decoded at each threshold
-                    memory.threshold = t
-                    scored.setdefault((int(frames), mode, t), []).append(q.score_inventory(memory.inventory(), questions))
+                for t, r in settings:  # the same written state, decoded at each setting
+                    learned_readout.BIRTH_RADIUS = r
+                    memory.threshold = t  # also drops the inventory decoded at the previous setting
+                    scored.setdefault((int(frames), mode, t, r), []).append(q.score_inventory(memory.inventory(), questions))
     rows = []
-    for (frames, mode, t), per_scene in sorted(scored.items()):
+    for (frames, mode, t, r), per_scene in sorted(scored.items()):
         agg = aggregate([x for sc in per_scene for x in sc])
-        rows.append({"frames": frames, "detections": mode, "threshold": t, "overall": round(agg["overall"], 2),
+        rows.append({"frames": frames, "detections": mode, "threshold": t, "birth_radius": r, "overall": round(agg["overall"], 2),
                      "tasks": {k: round(v, 2) for k, v in agg["tasks"].items()}})
-        print(f"{frames:>5} {mode:<6} {t:.2f} {agg['overall']:6.1f}", flush=True)
-    means = {t: round(float(np.mean([r["overall"] for r in rows if r["threshold"] == t])), 2) for t in thresholds}
+        print(f"{frames:>5} {mode:<6} {t:.2f} r{r} {agg['overall']:6.1f}", flush=True)
+
+    def name(t: float, r: int) -> str:
+        return str(t) if len(radii) == 1 else f"{t}/r{r}"
+
+    means = {name(t, r): round(float(np.mean([x["overall"] for x in rows if (x["threshold"], x["birth_radius"]) == (t, r)])), 2)
+             for t, r in settings}
     best = max(means, key=means.get)
-    print("mean over runs: " + ", ".join(f"{t:.2f}: {m}" for t, m in means.items()) + f"; best {best}")
+    print("mean over runs: " + ", ".join(f"{k}: {m}" for k, m in means.items()) + f"; best {best}")
     if a.json:
         Path(a.json).write_text(json.dumps({"method": a.method, "checkpoint": a.checkpoint, "runs": a.runs,
-                                            "rows": rows, "mean": {str(t): m for t, m in means.items()}, "best": best}, indent=1))
+                                            "rows": rows, "mean": means, "best": float(best) if len(radii) == 1 else best}, indent=1))
     return 0
 
 

@@ -157,6 +157,25 @@ def test_birth_channels_keep_the_first_sighting():
     assert bt / bm == pytest.approx(0.1, abs=0.05)
 
 
+def test_a_neighbours_first_sighting_does_not_become_a_later_objects_birth():
+    # A lamp seen from t = 0.1, a sink 2.4 m away first seen at t = 1.5 (within one 3 m cell of the
+    # coarse key level). The sink's birth is its own: births live on the finest level and are gated by
+    # what the finest level holds there, so the lamp's evidence in the shared coarse entries neither
+    # closes the sink's gate nor lends its birth time.
+    model = LearnedMapModel()
+    w = model.init_weights()
+    lamp, sink = [0.2, 0.2], [2.6, 0.2]
+    with torch.no_grad():
+        for t in (0.1, 0.3, 0.5):
+            w = model.write(w, _tokens(lamp, cls=3, t=t))
+        for t in (1.5, 1.7, 1.9):
+            w = model.write(w, _tokens(sink, cls=5, t=t))
+    for place, first in ((lamp, 0.1), (sink, 1.5)):
+        bm = _held(model, w, place, cls=lm.CH_BIRTH)
+        bt = _held(model, w, place, cls=lm.CH_BIRTH_T)
+        assert bt / bm == pytest.approx(first, abs=0.05)
+
+
 def test_many_tokens_at_one_place_in_one_chunk_do_not_overshoot():
     model = LearnedMapModel()
     w = model.init_weights()

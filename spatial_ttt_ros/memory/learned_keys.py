@@ -67,6 +67,12 @@ class PositionKeys(nn.Module):
         g = self.log_gain.exp()
         return g / g.pow(2).sum().sqrt()
 
+    def level_columns(self, level: int) -> Tensor:
+        """[4L] bool: the columns of a key (``forward``'s index/weight) that belong to ``level``."""
+        cols = torch.zeros(len(self.levels), 4, dtype=torch.bool)
+        cols[level] = True
+        return cols.flatten()
+
     def forward(self, xy: Tensor) -> tuple[Tensor, Tensor]:
         u = xy.unsqueeze(-2) / self.cell[:, None]  # [N, L, 2] in cells
         base = torch.floor(u)

@@ -40,16 +40,19 @@ Value channels (targets ``v``):
     0..15  class evidence: one-hot of the observed class (0 for see-through free space)
     16     height of the object's centre, m (weighted by evidence, so read as a ratio)
     17..19 size^SIZE_POWER along x, y, z (power mean of the views: partial views are smaller)
-    20, 21 birth mass (target 1) and birth time (target t); their learning rate is gated by
-           the novelty exp(-held evidence / NOVELTY) read before the step, so they keep
-           *when something was first seen* at a place instead of the latest sighting
+    20, 21 birth mass (target 1) and birth time (target t), on the finest key level only; their
+           learning rate is gated by the novelty exp(-held evidence / NOVELTY), the evidence the
+           finest level holds at the token's place before the step, so they keep *when something
+           was first seen* at a place instead of the latest sighting
     22     free floor: 1 for floor samples along depth rays, 0 for objects
     23     object mass: 1 for objects, 0 for see-through free space (the denominator of 16..19)
 
-Every channel is written on every key level. Channels 16..21 and 23 are ratios of
-observations (read as ratios, so the level gains cancel). Keeping them on the finest level
-only looked cleaner but cost the order of appearance on validation (v3b weights: 91.7 -> 50 at
-300 noisy frames; the decoding of first sightings reads absolute birth and mass values).
+Every other channel is written on every key level. Channels 16..21 and 23 are ratios of
+observations (read as ratios, so the level gains cancel). Births on every level (v5, v6) let a
+coarse 3 m entry shared with an object seen earlier both close a later neighbour's novelty gate
+and lend it its birth: a fridge 2.4 m from an oven seen at 0.1 s came out first seen at 1.9 s
+instead of 15.6 s. Keeping height, size and mass on the finest level as well cost the order of
+appearance on validation (v4), so only the births are kept there (``narrow`` of ``step``).
 
 Per-token learning rates eta come from the token (memory/learned_memory.py: detection
 score, range, viewing angle, depth validity) and a per-channel mask: floor samples write
@@ -90,7 +93,8 @@ def read(w: Tensor, index: Tensor, weight: Tensor) -> Tensor:
 
 
 def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, error_term: bool = True,
-         pred: Tensor | None = None, accumulate: bool = True, acc_max: float = ACC_MAX) -> Tensor:
+         pred: Tensor | None = None, accumulate: bool = True, acc_max: float = ACC_MAX,
+         narrow: tuple[Tensor, slice] | None = None) -> Tensor:
     """One preconditioned gradient step of the chunk's inner loss (module doc) -> new w [E, C + 1].
 
     w [E, C + 1] (value channels, then ``CH_ACC``); index/weight [N, J]; target, eta [N, C] (eta 0:
@@ -101,6 +105,8 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
     the linear loss -sum eta <f(x), v>, whose gradient ignores what the memory holds (no
     preconditioner either: nothing saturates). ``accumulate=False``: every channel's step divided by
     the chunk's own curvature only (the ablation of the accumulated curvature); ``acc_max``: its cap.
+    ``narrow = (columns [J] bool, channels)``: those channels are written on those key columns only
+    (the births, on the finest level); None: every channel on every column.
     """
     e, c = w.shape[0], N_CHANNELS
     values, acc = w[:, :c], w[:, CH_ACC]
@@ -108,15 +114,29 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         err = (read(values, index, weight) if pred is None else pred[:, :c]) - target  # [N, C]
     else:
         err = -target
+    if narrow is not None:
+        cols, chans = narrow
+        keep = torch.ones(c, device=w.device)
+        keep[chans] = 0.0
+        eta_n, eta = eta[:, chans], eta * keep  # the narrowed channels are stepped on their own columns below
+        err_n = err[:, chans]
     g = (eta * err).unsqueeze(1) * weight.unsqueeze(-1)  # [N, J, C]
     flat = index.reshape(-1)
     grad = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, g.reshape(-1, c))
+    if narrow is not None:
+        wn, flat_n = weight[:, cols], index[:, cols].reshape(-1)
+        gn = (eta_n * err_n).unsqueeze(1) * wn.unsqueeze(-1)  # [N, Jn, Cn]
+        grad_n = torch.zeros(e, gn.shape[-1], dtype=w.dtype, device=w.device).index_add(0, flat_n, gn.reshape(-1, gn.shape[-1]))
+        grad = _put(grad, chans, grad_n)
     if not error_term:
         return torch.cat([values - grad, acc.unsqueeze(-1)], -1)
     # Row sums of the curvature sum_i eta_i h_i h_i^T (weights are >= 0): a Jacobi step divided by them
     # never overshoots (a per-entry diagonal alone diverges when many tokens share spread-out keys).
     curv = eta.unsqueeze(1) * (weight * weight.sum(-1, keepdim=True)).unsqueeze(-1)  # [N, J, C]
     h = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, curv.reshape(-1, c))
+    if narrow is not None:
+        cn = eta_n.unsqueeze(1) * (wn * wn.sum(-1, keepdim=True)).unsqueeze(-1)
+        h = _put(h, chans, torch.zeros_like(grad_n).index_add(0, flat_n, cn.reshape(-1, cn.shape[-1])))
     den = h.clamp_min(1.0)
     if accumulate:
         # Every ACCUMULATED channel gets the same rate from a token, so the class channel's curvature is theirs.
@@ -125,6 +145,11 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         acc_cols[list(ACCUMULATED)] = True
         den = torch.where(acc_cols, torch.maximum(den, acc.unsqueeze(-1)), den)  # never below h: no overshoot
     return torch.cat([values - grad / den, acc.unsqueeze(-1)], -1)
+
+
+def _put(x: Tensor, chans: slice, part: Tensor) -> Tensor:
+    """x [E, C] with its columns ``chans`` replaced by ``part`` (out of place, so autograd can follow)."""
+    return torch.cat([x[:, : chans.start], part, x[:, chans.stop :]], -1)
 
 
 def evidence(values: Tensor) -> Tensor:

@@ -84,13 +84,17 @@ class LearnedMapModel(nn.Module):
             return w
         index, weight = self.keys(toks.xy)
         eta = self.rates(toks, ablation)
-        # Birth channels: gated by the novelty of the place, read before the step.
         pred = lm.read(w, index, weight)  # what the chunk reads before its step (apply-then-update)
-        held = lm.evidence(pred).detach()
+        # Birth channels: on the finest key level only, gated by the novelty of the place at that level
+        # (coarse entries shared with a neighbour seen earlier would close the gate and lend its birth).
+        fine = self.keys.level_columns(0)
+        births = slice(lm.CH_BIRTH, lm.CH_BIRTH_T + 1)
+        share = weight[:, fine].sum(-1) / weight.sum(-1).clamp_min(1e-9)  # the finest level's part of a read
+        held = (lm.evidence(lm.read(w, index[:, fine], weight[:, fine])) / share.clamp_min(1e-3)).detach()
         gate = torch.ones_like(eta)
-        gate[:, lm.CH_BIRTH : lm.CH_BIRTH_T + 1] = lm.novelty_gate(held).unsqueeze(-1)
+        gate[:, births] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
-                       pred=pred, accumulate=ablation.accumulate, acc_max=self.cfg.acc_max)
+                       pred=pred, accumulate=ablation.accumulate, acc_max=self.cfg.acc_max, narrow=(fine, births))
 
     def write_chunk(self, w: Tensor, toks: WriteTokens, offset: Tensor, ablation: Ablation = Ablation()):
         """Align the chunk to the map (drift offset carried between chunks), then write it.

@@ -48,6 +48,7 @@ IN_EVIDENCE, IN_FREE, IN_Z, IN_LOG_SIZE, IN_BIRTH_MASS, IN_BIRTH_T, IN_MASS = (N
 N_INPUTS = N_CLASSES + 9
 MAX_OFFSET = 1.5  # cells: how far the learned centre offset may move a peak
 MIN_FREE = 0.5
+BIRTH_RADIUS = 1  # cells around a peak whose births (where they hold its class) date the object
 FLOOR_ERODE = 0.2  # m
 
 
@@ -137,7 +138,8 @@ def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tenso
         log_size = inputs[IN_LOG_SIZE : IN_LOG_SIZE + 3, iy, ix] + size_corr[:, iy, ix]
         # first seen: the earliest birth time among the cells around the peak that hold this class
         # (a neighbour of another class, seen earlier, does not lend its birth)
-        b0, b1, a0, a1 = max(iy - 1, 0), min(iy + 2, hgt), max(ix - 1, 0), min(ix + 2, wid)
+        r = BIRTH_RADIUS
+        b0, b1, a0, a1 = max(iy - r, 0), min(iy + r + 1, hgt), max(ix - r, 0), min(ix + r + 1, wid)
         own = inputs[c, b0:b1, a0:a1]
         bm = inputs[IN_BIRTH_MASS, b0:b1, a0:a1]
         bt = inputs[IN_BIRTH_T, b0:b1, a0:a1]
