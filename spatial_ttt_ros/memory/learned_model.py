@@ -84,13 +84,15 @@ class LearnedMapModel(nn.Module):
             return w
         index, weight = self.keys(toks.xy)
         eta = self.rates(toks, ablation)
-        pred = lm.read(w, index, weight)  # what the chunk reads before its step (apply-then-update)
+        parts = weight.unsqueeze(-1) * w[index]  # [N, J, C + 1]: each key column's part of a read
+        pred = parts.sum(-2)  # lm.read: what the chunk reads before its step (apply-then-update)
         # Birth channels: on the finest key level only, gated by the novelty of the place at that level
         # (coarse entries shared with a neighbour seen earlier would close the gate and lend its birth).
+        # A level's bilinear weights sum to its gain, so the finest level holds g0 / sum(g) of a read.
         fine = self.keys.level_columns(0)
         births = slice(lm.CH_BIRTH, lm.CH_BIRTH_T + 1)
-        share = weight[:, fine].sum(-1) / weight.sum(-1).clamp_min(1e-9)  # the finest level's part of a read
-        held = (lm.evidence(lm.read(w, index[:, fine], weight[:, fine])) / share.clamp_min(1e-3)).detach()
+        g = self.keys.gains().detach()
+        held = (lm.evidence(parts[:, fine].sum(-2)) * (g.sum() / g[0])).detach()
         gate = torch.ones_like(eta)
         gate[:, births] = lm.novelty_gate(held).unsqueeze(-1)
         return lm.step(w, index, weight, toks.target, eta * gate, error_term=ablation.error_term,
