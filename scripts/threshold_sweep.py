@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thresholds", default="0.1,0.15,0.2,0.25,0.3")
     p.add_argument("--runs", default="300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy")
     p.add_argument("--birth-radii", default=None, help="e.g. 1,2,3 (default: the module's BIRTH_RADIUS only)")
+    p.add_argument("--peak-windows", default=None, help="e.g. 3,5,7 (default: the module's PEAK_WINDOW only)")
     p.add_argument("--cache", default="runs/learned_cache")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     thresholds = [float(t) for t in a.thresholds.split(",")]
     radii = [int(r) for r in a.birth_radii.split(",")] if a.birth_radii else [learned_readout.BIRTH_RADIUS]
-    settings = [(t, r) for r in radii for t in thresholds]
+    windows = [int(k) for k in a.peak_windows.split(",")] if a.peak_windows else [learned_readout.PEAK_WINDOW]
+    settings = [(t, r, k) for k in windows for r in radii for t in thresholds]
     memory = make_memory(a.method, checkpoint=a.checkpoint)
     seeds = q.split_seeds("validation")
     scored: dict[tuple[int, str, float], list] = {}
@@ -57,27 +59,27 @@ def main(argv: list[str] | None = None) -> int:
             questions = q.questions_for(next(iter(streams.values())))
             for mode, stream in streams.items():
                 q.run_memory(memory, stream)
-                for t, r in settings:  # the same written state, decoded at each setting
-                    learned_readout.BIRTH_RADIUS = r
+                for t, r, k in settings:  # the same written state, decoded at each setting
+                    learned_readout.BIRTH_RADIUS, learned_readout.PEAK_WINDOW = r, k
                     memory.threshold = t  # also drops the inventory decoded at the previous setting
-                    scored.setdefault((int(frames), mode, t, r), []).append(q.score_inventory(memory.inventory(), questions))
+                    scored.setdefault((int(frames), mode, t, r, k), []).append(q.score_inventory(memory.inventory(), questions))
     rows = []
-    for (frames, mode, t, r), per_scene in sorted(scored.items()):
+    for (frames, mode, t, r, k), per_scene in sorted(scored.items()):
         agg = aggregate([x for sc in per_scene for x in sc])
-        rows.append({"frames": frames, "detections": mode, "threshold": t, "birth_radius": r, "overall": round(agg["overall"], 2),
-                     "tasks": {k: round(v, 2) for k, v in agg["tasks"].items()}})
-        print(f"{frames:>5} {mode:<6} {t:.2f} r{r} {agg['overall']:6.1f}", flush=True)
+        rows.append({"frames": frames, "detections": mode, "threshold": t, "birth_radius": r, "peak_window": k,
+                     "overall": round(agg["overall"], 2), "tasks": {n: round(v, 2) for n, v in agg["tasks"].items()}})
+        print(f"{frames:>5} {mode:<6} {t:.2f} r{r} w{k} {agg['overall']:6.1f}", flush=True)
 
-    def name(t: float, r: int) -> str:
-        return str(t) if len(radii) == 1 else f"{t}/r{r}"
+    def name(t: float, r: int, k: int) -> str:
+        return str(t) + (f"/r{r}" if len(radii) > 1 else "") + (f"/w{k}" if len(windows) > 1 else "")
 
-    means = {name(t, r): round(float(np.mean([x["overall"] for x in rows if (x["threshold"], x["birth_radius"]) == (t, r)])), 2)
-             for t, r in settings}
+    means = {name(*st): round(float(np.mean([x["overall"] for x in rows if (x["threshold"], x["birth_radius"], x["peak_window"]) == st])), 2)
+             for st in settings}
     best = max(means, key=means.get)
     print("mean over runs: " + ", ".join(f"{k}: {m}" for k, m in means.items()) + f"; best {best}")
     if a.json:
         Path(a.json).write_text(json.dumps({"method": a.method, "checkpoint": a.checkpoint, "runs": a.runs,
-                                            "rows": rows, "mean": means, "best": float(best) if len(radii) == 1 else best}, indent=1))
+                                            "rows": rows, "mean": means, "best": float(best) if len(radii) == len(windows) == 1 else best}, indent=1))
     return 0
 
 

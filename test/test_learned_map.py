@@ -184,3 +184,26 @@ def test_many_tokens_at_one_place_in_one_chunk_do_not_overshoot():
         w = model.write(w, toks)
     assert torch.isfinite(w).all()
     assert 0.0 < _held(model, w, [1.0, 1.0]) <= 1.05
+
+
+def test_a_split_heat_blob_is_one_object_and_objects_apart_stay_two():
+    # The CNN sometimes puts two peaks 0.4 m apart on one object (a sofa); the decoding keeps the
+    # strongest within PEAK_WINDOW cells. Two peaks of one class 1.6 m apart are two objects.
+    from spatial_ttt_ros.memory.learned_readout import GRID_RES, N_INPUTS, decode
+    from spatial_ttt_ros.perception.tokens import N_CLASSES
+
+    xs = ys = (np.arange(40) + 0.5) * GRID_RES
+    gx, gy = np.meshgrid(xs, ys)
+
+    def bumps(*centres):
+        heat = np.full((N_CLASSES, 40, 40), -6.0, np.float32)
+        for x, y, peak in centres:
+            heat[4] = np.maximum(heat[4], peak - ((gx - x) ** 2 + (gy - y) ** 2) / (2 * 0.1**2))
+        return torch.from_numpy(heat)
+
+    args = (torch.zeros(N_INPUTS, 40, 40), torch.zeros(3, 40, 40), torch.zeros(2, 40, 40), xs, ys, 0.3)
+    split = decode(args[0], bumps((3.1, 3.1, 2.0), (3.5, 3.1, 1.5)), *args[1:])
+    assert len(split) == 1 and split[0].xy[0] == pytest.approx(3.1, abs=0.05)
+    apart = decode(args[0], bumps((3.1, 3.1, 2.0), (4.7, 3.1, 1.5)), *args[1:])
+    assert len(apart) == 2
+

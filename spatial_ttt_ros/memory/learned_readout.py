@@ -7,8 +7,9 @@
 2. A learned CNN (``ReadoutNet``, a few dilated 3x3 convolutions, receptive field about 3 m)
    predicts per cell and class an object-centre heatmap and a log-size correction. It is
    trained on the map's reads at the end of long simulated streams (training/learned_train.py).
-3. Decoding (``decode``): per class, cells that are the largest of their 3 x 3 neighbourhood
-   with a heatmap above the threshold are objects; the centre is the cell moved by the CNN's
+3. Decoding (``decode``): per class, cells that are the largest of their ``PEAK_WINDOW`` x
+   ``PEAK_WINDOW`` neighbourhood (1.4 m at 0.2 m cells: a blob the CNN splits into two peaks
+   is one object) with a heatmap above the threshold are objects; the centre is the cell moved by the CNN's
    offset, height and size the ratios at the peak (size corrected by the CNN), first seen the
    earliest birth time among the neighbouring cells that hold the class.
 
@@ -48,6 +49,7 @@ IN_EVIDENCE, IN_FREE, IN_Z, IN_LOG_SIZE, IN_BIRTH_MASS, IN_BIRTH_T, IN_MASS = (N
 N_INPUTS = N_CLASSES + 9
 MAX_OFFSET = 1.5  # cells: how far the learned centre offset may move a peak
 MIN_FREE = 0.5
+PEAK_WINDOW = 7  # cells (1.4 m): an object is the largest heat of its class in this window around it
 BIRTH_RADIUS = 1  # cells around a peak whose births (where they hold its class) date the object
 FLOOR_ERODE = 0.2  # m
 
@@ -128,7 +130,7 @@ def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tenso
            threshold: float) -> list[GridObject]:
     """One map's CNN outputs (no batch dim; offset [2, H, W] in cells) -> objects, strongest first."""
     heat = torch.sigmoid(heat_logits)  # [K, H, W]
-    peaks = (heat >= F.max_pool2d(heat.unsqueeze(0), 3, 1, 1)[0]) & (heat >= threshold)
+    peaks = (heat >= F.max_pool2d(heat.unsqueeze(0), PEAK_WINDOW, 1, PEAK_WINDOW // 2)[0]) & (heat >= threshold)
     res = float(xs[1] - xs[0]) if len(xs) > 1 else GRID_RES
     hgt, wid = heat.shape[1:]
     out = []
