@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Choose a learned memory's decoding threshold (and first-sighting radius) on the validation seeds.
 
-Each validation stream is written once and its final state decoded at every threshold and
-every ``--birth-radii`` value (``learned_readout.BIRTH_RADIUS``: the cells around a peak whose
-births date the object; both act only in decoding), scored as ``spatial-ttt bench quality``
-scores it. The rule used for the shipped checkpoints: the setting with the best mean over the runs.
+Each validation stream is written once and its final state decoded at every threshold, every
+``--birth-radii`` value (``learned_readout.BIRTH_RADIUS``: the cells around a peak whose births
+date the object) and every ``--peak-windows`` value (``learned_readout.PEAK_WINDOW``: the window
+an object's heat must be the largest of); all three act only in decoding. Each setting is scored
+as ``spatial-ttt bench quality`` scores it. The rule used for the shipped checkpoints: the setting with the best mean over the runs.
 
     .venv/bin/python scripts/threshold_sweep.py --method ttt --checkpoint runs/v3b_ttt/model.safetensors \
         --runs "300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy" --json out.json
