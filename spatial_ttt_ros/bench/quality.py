@@ -4,9 +4,10 @@ Simulator scenes of one split are walked at 10 Hz for 300, 1,000 and 5,000 frame
 grow with the stream: 1, 2 and 4), plus ``--wide-scenes`` scenes of 6 rooms (7,500 frames,
 wider than 18 m). Split ``validation`` (seeds 8000-8009, the default) is where every choice
 is made; split ``held_out`` (seeds 9700-9709) is run once, at the end, for the README;
-``held_out_v2`` (9100-9109), ``held_out_v3`` (9200-9209), ``held_out_v4`` (9300-9309) and
-``held_out_v5`` (9400-9409) are the sets the v2, v3b, v4 and v5 checkpoints were measured on,
-spent since.
+``held_out_v2`` (9100-9109), ``held_out_v3`` (9200-9209), ``held_out_v4`` (9300-9309),
+``held_out_v5`` (9400-9409), ``held_out_v6`` (9500-9509) and ``held_out_v7`` (9600-9609, v7
+decoded with 3 x 3 peaks) are the sets the v2, v3b, v4, v5, v6 and v7 checkpoints were measured
+on, spent since (``training.learned_data.SPENT_HELD_OUT_SEEDS``).
 Each stream is rendered once at the training streams' size and tokenised by the label
 front-end twice: exact detections and the "noisy" preset (misses, false positives, class
 confusion, box/size/range noise, pose drift, no label image); ``--detections ... sparse``
