@@ -122,21 +122,18 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         err_n = err[:, chans]
     g = (eta * err).unsqueeze(1) * weight.unsqueeze(-1)  # [N, J, C]
     flat = index.reshape(-1)
-    grad = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, g.reshape(-1, c))
+    grad = _sum_into(e, flat, g)
     if narrow is not None:
         wn, flat_n = weight[:, cols], index[:, cols].reshape(-1)
-        gn = (eta_n * err_n).unsqueeze(1) * wn.unsqueeze(-1)  # [N, Jn, Cn]
-        grad_n = torch.zeros(e, gn.shape[-1], dtype=w.dtype, device=w.device).index_add(0, flat_n, gn.reshape(-1, gn.shape[-1]))
-        grad = _put(grad, chans, grad_n)
+        grad = _put(grad, chans, _sum_into(e, flat_n, (eta_n * err_n).unsqueeze(1) * wn.unsqueeze(-1)))  # [N, Jn, Cn]
     if not error_term:
         return torch.cat([values - grad, acc.unsqueeze(-1)], -1)
     # Row sums of the curvature sum_i eta_i h_i h_i^T (weights are >= 0): a Jacobi step divided by them
     # never overshoots (a per-entry diagonal alone diverges when many tokens share spread-out keys).
     curv = eta.unsqueeze(1) * (weight * weight.sum(-1, keepdim=True)).unsqueeze(-1)  # [N, J, C]
-    h = torch.zeros(e, c, dtype=w.dtype, device=w.device).index_add(0, flat, curv.reshape(-1, c))
+    h = _sum_into(e, flat, curv)
     if narrow is not None:
-        cn = eta_n.unsqueeze(1) * (wn * wn.sum(-1, keepdim=True)).unsqueeze(-1)
-        h = _put(h, chans, torch.zeros_like(grad_n).index_add(0, flat_n, cn.reshape(-1, cn.shape[-1])))
+        h = _put(h, chans, _sum_into(e, flat_n, eta_n.unsqueeze(1) * (wn * wn.sum(-1, keepdim=True)).unsqueeze(-1)))
     den = h.clamp_min(1.0)
     if accumulate:
         # Every ACCUMULATED channel gets the same rate from a token, so the class channel's curvature is theirs.
@@ -145,6 +142,11 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         acc_cols[list(ACCUMULATED)] = True
         den = torch.where(acc_cols, torch.maximum(den, acc.unsqueeze(-1)), den)  # never below h: no overshoot
     return torch.cat([values - grad / den, acc.unsqueeze(-1)], -1)
+
+
+def _sum_into(e: int, flat: Tensor, src: Tensor) -> Tensor:
+    """src [N, J, C] summed into the rows ``flat`` ([N * J] entry indices) of an [e, C] zero tensor."""
+    return torch.zeros(e, src.shape[-1], dtype=src.dtype, device=src.device).index_add(0, flat, src.reshape(-1, src.shape[-1]))
 
 
 def _put(x: Tensor, chans: slice, part: Tensor) -> Tensor:
