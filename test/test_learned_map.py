@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -207,3 +209,47 @@ def test_a_split_heat_blob_is_one_object_and_objects_apart_stay_two():
     apart = decode(args[0], bumps((3.1, 3.1, 2.0), (4.7, 3.1, 1.5)), *args[1:])
     assert len(apart) == 2
 
+
+
+def test_a_stronger_birth_of_another_class_beside_the_peak_does_not_date_the_object_at_zero():
+    # Found on a 6-room validation walk: a tv on a wall, first seen at 5.3 s, decoded as first seen
+    # at 0 s because the strongest birth in the window around its peak belonged to a cell of
+    # another class; no tv cell then counted as born. The strongest birth is taken among the
+    # object's own cells.
+    from spatial_ttt_ros.memory.learned_readout import GRID_RES, IN_BIRTH_MASS, IN_BIRTH_T, N_INPUTS, decode
+    from spatial_ttt_ros.perception.tokens import N_CLASSES
+
+    xs = ys = (np.arange(20) + 0.5) * GRID_RES
+    inputs = torch.zeros(N_INPUTS, 20, 20)
+    inputs[4, 9:12, 9:12] = 1.0  # the tv's cells around the peak at (10, 10)
+    inputs[IN_BIRTH_MASS, 9:12, 9:12] = 0.3
+    inputs[IN_BIRTH_T, 9:12, 9:12] = 0.053  # 5.3 s in token time
+    inputs[IN_BIRTH_MASS, 11, 9] = 0.8  # a cabinet's cell in the window, born earlier and stronger
+    inputs[IN_BIRTH_T, 11, 9] = 0.001
+    inputs[4, 11, 9] = 0.1
+    heat = torch.full((N_CLASSES, 20, 20), -6.0)
+    heat[4, 10, 10] = 2.0
+    (tv,) = decode(inputs, heat, torch.zeros(3, 20, 20), torch.zeros(2, 20, 20), xs, ys, 0.3)
+    assert tv.first_seen == pytest.approx(0.053, abs=1e-4)
+
+
+def test_the_key_level_gains_are_fixed_and_a_checkpoint_that_trained_them_is_refused(tmp_path):
+    # Since v8 the level gains are constants (their ablation cost under 2 points everywhere), so the
+    # keys have nothing to train, and a v7 file (which carries keys.log_gain) no longer fits.
+    from safetensors.torch import save_file
+
+    from spatial_ttt_ros.memory.learned_checkpoint import load_learned_model
+    from spatial_ttt_ros.memory.learned_keys import GAINS
+
+    assert not list(PositionKeys().parameters())
+    g = PositionKeys().gains()
+    assert float(g.pow(2).sum()) == pytest.approx(1.0) and float(g[0] / g[1]) == pytest.approx(GAINS[0] / GAINS[1])
+    model = LearnedMapModel()
+    meta = {"config": json.dumps(model.cfg.to_dict()), "info": "{}"}
+    ok = tmp_path / "v8.safetensors"
+    save_file(dict(model.state_dict()), str(ok), metadata=meta)
+    assert load_learned_model(ok).keys.gains().tolist() == pytest.approx(g.tolist())
+    old = tmp_path / "v7.safetensors"
+    save_file({**model.state_dict(), "keys.log_gain": torch.zeros(3)}, str(old), metadata=meta)
+    with pytest.raises(ValueError, match="keys.log_gain"):
+        load_learned_model(old)

@@ -51,6 +51,4 @@ def make_memory(method: str, checkpoint: str | Path | None = None, **kw):
     }.get(key, Ablation())
     if key == "ttt_untrained_readout":
         kw["trained_readout"] = False
-    if key == "ttt_fixed_gains":  # the key level gains at their initial values, not the trained ones
-        model.keys.reset_gains()
     return LearnedTTTMemory(model, name=key, ablation=ablation, **kw)

@@ -1,7 +1,7 @@
 """The learned TTT map model: position keys + learned learning rates + fast-weight map + CNN readout.
 
     frames --learned_writes--> write tokens (xy, targets, lr inputs)
-           --PositionKeys-->   sparse keys            (learned level gains)
+           --PositionKeys-->   sparse keys            (fixed level gains)
            --rate heads-->     per-token learning rates (learned from score, range, angle, depth)
            --learned_map.step  fast weights w [E, C + 1]   (one error-driven step per chunk of frames)
     w --read on a grid--> reads --ReadoutNet--> heatmaps --decode--> objects; free channel -> floor

@@ -145,8 +145,12 @@ def decode(inputs: Tensor, heat_logits: Tensor, size_corr: Tensor, offset: Tenso
         own = inputs[c, b0:b1, a0:a1]
         bm = inputs[IN_BIRTH_MASS, b0:b1, a0:a1]
         bt = inputs[IN_BIRTH_T, b0:b1, a0:a1]
-        born = (bm >= 0.5 * float(bm.max())) & (own >= 0.5 * float(inputs[c, iy, ix]))
-        t_first = float(bt[born].min()) if bool(born.any()) and float(bm.max()) > 0.02 else 0.0
+        # The strongest birth is taken among the cells of this class only: a stronger birth of a
+        # neighbour in the window would otherwise leave no cell of this class "born" (dated 0 s).
+        mine = own >= 0.5 * float(inputs[c, iy, ix])
+        top = float(bm[mine].max()) if bool(mine.any()) else 0.0
+        born = mine & (bm >= 0.5 * top)
+        t_first = float(bt[born].min()) if top > 0.02 else 0.0
         out.append(
             GridObject(
                 class_id=c,

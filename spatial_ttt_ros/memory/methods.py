@@ -9,10 +9,10 @@ learned model's ablations all use these names; nothing else spells them.
   them, or the last minute's) and read by attention with the same trained readout.
 - ablations of ``ttt``, each removing one thing: ``ttt_additive`` (no error term in the
   writes), ``ttt_const_lr`` (no learned learning rates), ``ttt_untrained_readout`` (no
-  trained readout: the class evidence itself is the heatmap), ``ttt_fixed_gains`` (the key
-  level gains as before training), ``ttt_keyframes`` (2 frames a second written, not every
-  frame), ``ttt_no_align`` (no pose-drift alignment in the write), ``ttt_chunk_step`` (each
-  chunk's step sized by its own curvature only, not the curvature accumulated over the stream).
+  trained readout: the class evidence itself is the heatmap), ``ttt_keyframes`` (2 frames a
+  second written, not every frame), ``ttt_no_align`` (no pose-drift alignment in the write),
+  ``ttt_chunk_step`` (each chunk's step sized by its own curvature only, not the curvature
+  accumulated over the stream).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ OBJECT_MAP = "object_map"
 TTT = "ttt"
 BASELINES: tuple[str, ...] = ("full_context", "sliding_window")
 ABLATIONS: tuple[str, ...] = (
-    "ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_fixed_gains", "ttt_keyframes", "ttt_no_align",
-    "ttt_chunk_step",
+    "ttt_additive", "ttt_const_lr", "ttt_untrained_readout", "ttt_keyframes", "ttt_no_align", "ttt_chunk_step",
 )
 # Methods that load the learned map's checkpoint.
 LEARNED_METHODS: tuple[str, ...] = (TTT,) + BASELINES + ABLATIONS

@@ -6,8 +6,8 @@ chunk by chunk, with gradients through every write (the whole stream, 300 to 3,0
 no truncation; the fast weights are < 1 MiB, so the graph of a 1,000-frame stream is a few
 hundred MB); the map is read on its grid at the end and the readout's heatmaps are scored
 against the scene's objects seen so far (CenterNet focal loss, Gaussian targets) plus an L1
-loss on log sizes and on the centre offsets at the object centres. Trained: the readout CNN, the learning-rate heads
-and the key level gains.
+loss on log sizes and on the centre offsets at the object centres. Trained: the readout CNN and
+the learning-rate heads (the key level gains are fixed since v8: memory/learned_keys.py).
 
     spatial-ttt train --cache runs/learned_cache --out runs/learned --steps 1500 --seed 0
 
@@ -146,7 +146,7 @@ def train(a: argparse.Namespace) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        rec = {"step": step, "stream": p.name, "loss": float(loss), "heat": lh, "box": ls, "s": round(time.perf_counter() - t0, 1)}
+        rec = {"step": step, "stream": p.name, "loss": float(loss.detach()), "heat": lh, "box": ls, "s": round(time.perf_counter() - t0, 1)}
         log.write(json.dumps(rec) + "\n")
         log.flush()
         if step % 20 == 0 or step == a.steps:
