@@ -91,7 +91,7 @@ class LearnedMapModel(nn.Module):
         # A level's bilinear weights sum to its gain, so the finest level holds g0 / sum(g) of a read.
         fine = self.keys.level_columns(0)
         births = slice(lm.CH_BIRTH, lm.CH_BIRTH_T + 1)
-        g = self.keys.gains().detach()
+        g = self.keys.gains()
         held = (lm.evidence(parts[:, fine].sum(-2)) * (g.sum() / g[0])).detach()
         gate = torch.ones_like(eta)
         gate[:, births] = lm.novelty_gate(held).unsqueeze(-1)
