@@ -210,7 +210,6 @@ def test_a_split_heat_blob_is_one_object_and_objects_apart_stay_two():
     assert len(apart) == 2
 
 
-
 def test_a_stronger_birth_of_another_class_beside_the_peak_does_not_date_the_object_at_zero():
     # Found on a 6-room validation walk: a tv on a wall, first seen at 5.3 s, decoded as first seen
     # at 0 s because the strongest birth in the window around its peak belonged to a cell of
