@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Choose a learned memory's decoding threshold (and first-sighting radius) on the validation seeds.
+"""Choose a learned memory's decoding settings (threshold and the rest) on the validation seeds.
 
-Each validation stream is written once and its final state decoded at every threshold, every
-``--birth-radii`` value (``learned_readout.BIRTH_RADIUS``: the cells around a peak whose births
-date the object) and every ``--peak-windows`` value (``learned_readout.PEAK_WINDOW``: the window
-an object's heat must be the largest of); all three act only in decoding. Each setting is scored
-as ``spatial-ttt bench quality`` scores it. The rule used for the shipped checkpoints: the setting with the best mean over the runs.
+Each validation stream is written once and its final state decoded at every threshold and every
+value of the other decoding settings given: ``--birth-radii`` (``learned_readout.BIRTH_RADIUS``:
+the cells around a peak whose births date the object), ``--peak-windows`` (``PEAK_WINDOW``: the
+window an object's heat must be the largest of), ``--min-shares`` (``MIN_SHARE``: the share of
+its class's strongest peak an object's heat must reach) and ``--min-frees`` (``MIN_FREE``: the
+free-channel level of a floor cell, for the room). Each setting is scored as ``spatial-ttt bench
+quality`` scores it. The rule used for the shipped checkpoints: the setting with the best mean
+over the runs.
 
     .venv/bin/python scripts/threshold_sweep.py --method ttt --checkpoint runs/v3b_ttt/model.safetensors \
         --runs "300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy" --json out.json
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="300:8:exact,noisy,sparse;1000:8:exact,noisy,sparse;5000:3:noisy")
     p.add_argument("--birth-radii", default=None, help="e.g. 1,2,3 (default: the module's BIRTH_RADIUS only)")
     p.add_argument("--peak-windows", default=None, help="e.g. 3,5,7 (default: the module's PEAK_WINDOW only)")
+    p.add_argument("--min-shares", default=None, help="e.g. 0,0.4,0.5 (default: the module's MIN_SHARE only)")
+    p.add_argument("--min-frees", default=None, help="e.g. 0.5,0.6 (default: the module's MIN_FREE only)")
     p.add_argument("--cache", default="runs/learned_cache")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -49,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = [float(t) for t in a.thresholds.split(",")]
     radii = [int(r) for r in a.birth_radii.split(",")] if a.birth_radii else [learned_readout.BIRTH_RADIUS]
     windows = [int(k) for k in a.peak_windows.split(",")] if a.peak_windows else [learned_readout.PEAK_WINDOW]
-    settings = [(t, r, k) for k in windows for r in radii for t in thresholds]
+    shares = [float(x) for x in a.min_shares.split(",")] if a.min_shares else [learned_readout.MIN_SHARE]
+    frees = [float(x) for x in a.min_frees.split(",")] if a.min_frees else [learned_readout.MIN_FREE]
+    settings = [(t, r, k, m, f) for f in frees for m in shares for k in windows for r in radii for t in thresholds]
     memory = make_memory(a.method, checkpoint=a.checkpoint)
     seeds = q.split_seeds("validation")
     scored: dict[tuple[int, str, float], list] = {}
@@ -60,27 +67,32 @@ def main(argv: list[str] | None = None) -> int:
             questions = q.questions_for(next(iter(streams.values())))
             for mode, stream in streams.items():
                 q.run_memory(memory, stream)
-                for t, r, k in settings:  # the same written state, decoded at each setting
+                for t, r, k, m, f in settings:  # the same written state, decoded at each setting
                     learned_readout.BIRTH_RADIUS, learned_readout.PEAK_WINDOW = r, k
+                    learned_readout.MIN_SHARE, learned_readout.MIN_FREE = m, f
                     memory.threshold = t  # also drops the inventory decoded at the previous setting
-                    scored.setdefault((int(frames), mode, t, r, k), []).append(q.score_inventory(memory.inventory(), questions))
+                    scored.setdefault((int(frames), mode, t, r, k, m, f), []).append(q.score_inventory(memory.inventory(), questions))
     rows = []
-    for (frames, mode, t, r, k), per_scene in sorted(scored.items()):
+    for (frames, mode, t, r, k, m, f), per_scene in sorted(scored.items()):
         agg = aggregate([x for sc in per_scene for x in sc])
         rows.append({"frames": frames, "detections": mode, "threshold": t, "birth_radius": r, "peak_window": k,
-                     "overall": round(agg["overall"], 2), "tasks": {n: round(v, 2) for n, v in agg["tasks"].items()}})
-        print(f"{frames:>5} {mode:<6} {t:.2f} r{r} w{k} {agg['overall']:6.1f}", flush=True)
+                     "min_share": m, "min_free": f, "overall": round(agg["overall"], 2),
+                     "tasks": {n: round(v, 2) for n, v in agg["tasks"].items()}})
+        print(f"{frames:>5} {mode:<6} {t:.2f} r{r} w{k} s{m} f{f} {agg['overall']:6.1f}", flush=True)
 
-    def name(t: float, r: int, k: int) -> str:
-        return str(t) + (f"/r{r}" if len(radii) > 1 else "") + (f"/w{k}" if len(windows) > 1 else "")
+    def name(t: float, r: int, k: int, m: float, f: float) -> str:
+        return (str(t) + (f"/r{r}" if len(radii) > 1 else "") + (f"/w{k}" if len(windows) > 1 else "")
+                + (f"/s{m}" if len(shares) > 1 else "") + (f"/f{f}" if len(frees) > 1 else ""))
 
-    means = {name(*st): round(float(np.mean([x["overall"] for x in rows if (x["threshold"], x["birth_radius"], x["peak_window"]) == st])), 2)
-             for st in settings}
+    def key(x: dict) -> tuple:
+        return x["threshold"], x["birth_radius"], x["peak_window"], x["min_share"], x["min_free"]
+
+    means = {name(*st): round(float(np.mean([x["overall"] for x in rows if key(x) == st])), 2) for st in settings}
     best = max(means, key=means.get)
     print("mean over runs: " + ", ".join(f"{k}: {m}" for k, m in means.items()) + f"; best {best}")
     if a.json:
         Path(a.json).write_text(json.dumps({"method": a.method, "checkpoint": a.checkpoint, "runs": a.runs,
-                                            "rows": rows, "mean": means, "best": float(best) if len(radii) == len(windows) == 1 else best}, indent=1))
+                                            "rows": rows, "mean": means, "best": float(best) if len(radii) == len(windows) == len(shares) == len(frees) == 1 else best}, indent=1))
     return 0
 
 

@@ -232,6 +232,23 @@ def test_a_stronger_birth_of_another_class_beside_the_peak_does_not_date_the_obj
     assert tv.first_seen == pytest.approx(0.053, abs=1e-4)
 
 
+
+def test_a_faint_peak_under_half_its_class_s_strongest_is_not_an_object():
+    # Found on validation: a weak "cabinet" peak where a laptop was seen in the first second dated
+    # the cabinets 3 s early and counted one cabinet too many. A peak under MIN_SHARE of its class's
+    # strongest is dropped; a faint peak that is its class's strongest stays.
+    from spatial_ttt_ros.memory.learned_readout import GRID_RES, MIN_SHARE, N_INPUTS, decode
+    from spatial_ttt_ros.perception.tokens import N_CLASSES
+
+    xs = ys = (np.arange(40) + 0.5) * GRID_RES
+    heat = torch.full((N_CLASSES, 40, 40), -6.0)
+    strong, faint = 0.8, 0.8 * MIN_SHARE * 0.8
+    heat[3, 10, 10] = float(torch.logit(torch.tensor(strong)))  # the real cabinet
+    heat[3, 30, 30] = float(torch.logit(torch.tensor(faint)))  # the faint one, on the laptop
+    heat[5, 30, 30] = float(torch.logit(torch.tensor(faint)))  # a faint lamp, its class's only peak
+    found = decode(torch.zeros(N_INPUTS, 40, 40), heat, torch.zeros(3, 40, 40), torch.zeros(2, 40, 40), xs, ys, 0.1)
+    assert sorted((o.class_id, round(o.score, 2)) for o in found) == [(3, strong), (5, round(faint, 2))]
+
 def test_the_key_level_gains_are_fixed_and_a_checkpoint_that_trained_them_is_refused(tmp_path):
     # Since v8 the level gains are constants (their ablation cost under 2 points everywhere), so the
     # keys have nothing to train, and a v7 file (which carries keys.log_gain) no longer fits.

@@ -17,7 +17,7 @@ def test_rooms_scale_with_frames_and_the_splits_never_meet_training():
     val, held = quality.split_seeds("validation"), quality.split_seeds("held_out")
     spent = [s for split in SPENT_HELD_OUT_SEEDS for s in quality.split_seeds(split)]
     assert len(val) >= 8 and len(held) >= 8 and not set(val) & set(held)
-    assert not set(held) & set(spent)  # v8's held-out set was not run before
+    assert not set(held) & set(spent)  # v8b's held-out set was not run before
 
     assert min(val + held + spent) >= VAL_SEEDS.start  # training streams are the seeds below
     with pytest.raises(ValueError, match="split"):

@@ -3,11 +3,11 @@
 Simulator scenes of one split are walked at 10 Hz for 300, 1,000 and 5,000 frames (rooms
 grow with the stream: 1, 2 and 4), plus ``--wide-scenes`` scenes of 6 rooms (7,500 frames,
 wider than 18 m). Split ``validation`` (seeds 8000-8009, the default) is where every choice
-is made; split ``held_out`` (seeds 9800-9809) is run once, at the end, for the README;
+is made; split ``held_out`` (seeds 9900-9909) is run once, at the end, for the README;
 ``held_out_v2`` (9100-9109), ``held_out_v3`` (9200-9209), ``held_out_v4`` (9300-9309),
 ``held_out_v5`` (9400-9409), ``held_out_v6`` (9500-9509), ``held_out_v7`` (9600-9609, v7
-decoded with 3 x 3 peaks) and ``held_out_v7b`` (9700-9709, v7 with 7 x 7 peaks) are the sets the
-v2, v3b, v4, v5, v6 and v7 checkpoints were measured on, spent since
+decoded with 3 x 3 peaks), ``held_out_v7b`` (9700-9709, v7 with 7 x 7 peaks) and ``held_out_v8``
+(9800-9809) are the sets the v2, v3b, v4, v5, v6, v7 and v8 checkpoints were measured on, spent since
 (``training.learned_data.SPENT_HELD_OUT_SEEDS``).
 Each stream is rendered once at the training streams' size and tokenised by the label
 front-end twice: exact detections and the "noisy" preset (misses, false positives, class
@@ -153,11 +153,11 @@ def bootstrap_ci(per_scene: list[list[tuple[dict, float]]], n: int = BOOTSTRAP, 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON to FILE")
     parser.add_argument("--split", choices=tuple(SPLITS), default="validation",
-                        help="scene seeds: validation (8000-8009, default; choose here), held_out (9800-9809; "
+                        help="scene seeds: validation (8000-8009, default; choose here), held_out (9900-9909; "
                              "run once, at the end), held_out_v2 (9100-9109), held_out_v3 (9200-9209), "
                              "held_out_v4 (9300-9309), held_out_v5 (9400-9409), held_out_v6 (9500-9509), "
-                             "held_out_v7 (9600-9609) or held_out_v7b (9700-9709), spent on the v2, v3b, "
-                             "v4, v5, v6 and v7 checkpoints")
+                             "held_out_v7 (9600-9609), held_out_v7b (9700-9709) or held_out_v8 (9800-9809), "
+                             "spent on the v2, v3b, v4, v5, v6, v7 and v8 checkpoints")
     parser.add_argument("--frames", type=int, nargs="+", default=None,
                         help=f"stream lengths (default {' '.join(map(str, DEFAULT_FRAMES))}; rooms scale with frames)")
     parser.add_argument("--scenes", type=int, default=None,

@@ -34,14 +34,15 @@ RENDER_WIDTH, RENDER_HEIGHT = 160, 120
 # A held-out set is spent once it has been run: 9100-9109 measured the v2 checkpoints, 9200-9209
 # the v3b ones, 9300-9309 the v4 ones that did not ship, 9400-9409 the v5 ones (the README and
 # docs/results keep those figures), 9500-9509 the v6 ones, 9600-9609 v7 decoded with 3 x 3 peaks,
-# 9700-9709 v7 with the 7 x 7 peak window; 9800-9809 are for v8 (fixed key level gains, births
-# taken among an object's own cells) and had not been run before.
+# 9700-9709 v7 with the 7 x 7 peak window, 9800-9809 v8 (fixed key level gains, births taken
+# among an object's own cells); 9900-9909 are for v8b (v8's weights; faint peaks under half their
+# class's strongest dropped, threshold and floor level chosen again) and had not been run before.
 VAL_SEEDS = range(8000, 8010)
-HELD_OUT_SEEDS = range(9800, 9810)
+HELD_OUT_SEEDS = range(9900, 9910)
 SPENT_HELD_OUT_SEEDS = {
     "held_out_v2": range(9100, 9110), "held_out_v3": range(9200, 9210), "held_out_v4": range(9300, 9310),
     "held_out_v5": range(9400, 9410), "held_out_v6": range(9500, 9510),
-    "held_out_v7": range(9600, 9610), "held_out_v7b": range(9700, 9710),
+    "held_out_v7": range(9600, 9610), "held_out_v7b": range(9700, 9710), "held_out_v8": range(9800, 9810),
 }
 
 
