@@ -88,14 +88,36 @@ def test_two_chairs_20_m_apart_are_two_objects_in_their_places():
     assert chairs[0].first_seen < chairs[1].first_seen
 
 
+def test_a_chunk_writes_what_its_frames_write_one_by_one_in_frame_order(stream):
+    """frame_writes computes a chunk's frames together; the tokens must be each frame's own, frame by
+    frame (objects, see-through, floor), as the step and the training assume."""
+    from spatial_ttt_ros.memory.learned_memory import frames_to_tensors
+    from spatial_ttt_ros.memory.learned_writes import WriteTokens, frame_writes
+
+    frames = [f for f in stream.tokens if f.object_valid.any()][:8]
+    assert len(frames) == 8
+    for floor_z in (0.0, 0.25):
+        chunk = frame_writes(*frames_to_tensors(frames), floor_z=floor_z)
+        alone = WriteTokens.cat([frame_writes(*frames_to_tensors([f]), floor_z=floor_z) for f in frames])
+        assert torch.equal(chunk.kind, alone.kind) and torch.equal(chunk.mask, alone.mask)
+        for name in ("xy", "target", "lr_in"):
+            torch.testing.assert_close(getattr(chunk, name), getattr(alone, name), rtol=1e-6, atol=1e-6)
+        kinds = chunk.kind.tolist()
+        assert kinds[0] == 0 and 2 in kinds  # a frame with objects starts with them; floor samples follow
+
+
 def test_state_is_flat_and_under_one_mib(stream):
     mem = make_memory("ttt")
     sizes = []
-    for k, tok in enumerate(stream.tokens):
+    for tok in stream.tokens:
         mem.observe(tok)
-        if k % 8 == 7:
-            sizes.append(mem.state_bytes())
-    assert len(set(sizes)) == 1 and sizes[0] <= 1 << 20
+        sizes.append(mem.state_bytes())
+    chunk = mem.model.cfg.chunk_frames
+    after_chunks = sizes[chunk - 1 :: chunk]  # nothing pending
+    assert len(set(after_chunks)) == 1
+    # The largest state holds chunk - 1 pending frames; every frame's state stays under 1 MiB.
+    assert max(sizes) == max(sizes[-chunk:]) and max(sizes) <= 1 << 20
+    assert max(sizes) > after_chunks[0]
 
 
 def test_save_load_round_trip_and_refusals(stream, tmp_path):

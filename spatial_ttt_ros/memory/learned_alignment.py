@@ -51,7 +51,7 @@ def chunk_shift(keys: PositionKeys, w: Tensor, toks: WriteTokens) -> Tensor | No
     cls = toks.target[obj, :N_CLASSES]
     n, s = xy.shape[0], SHIFTS.shape[0]
     index, weight = keys((xy[:, None, :] + SHIFTS[None]).reshape(-1, 2))
-    held = lm.read(w, index, weight).reshape(n, s, -1)[..., :N_CLASSES]
+    held = lm.read(w[:, :N_CLASSES], index, weight).reshape(n, s, -1)  # class channels only: 81 reads a token
     agree = (held * cls[:, None, :]).sum(-1)  # [n, S]: the token's class held at each shift
     resighted = agree.max(1).values > HELD_MIN
     if int(resighted.sum()) < MIN_RESIGHTINGS:
