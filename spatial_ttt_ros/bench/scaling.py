@@ -1,6 +1,10 @@
 """``spatial-ttt bench scaling``: state size, peak memory, time and compute versus stream length.
 
-For the TTT memory and the two baselines of DESIGN.md at equal width and depth:
+Two parts, both at every ``--frames`` length: the SWA + TTT backbone of ``spatial_ttt_ros/ttt/``
+(JSON keys ``methods`` and ``ratios``; not in the answer path), then the memories that answer
+questions (JSON key ``memories``). ``--methods`` or ``--memories`` with no names skips a part.
+
+Backbone. For the TTT memory and the two baselines of DESIGN.md at equal width and depth:
 
     ttt             hybrid SWA + fast-weight layers (+ bounded anchor layers), constant state
     sliding_window  the same network with the TTT branch off (same anchors)
@@ -10,7 +14,7 @@ each stream of N random frames is fed chunk by chunk (``--frames-per-call``, def
 one TTT chunk) like a robot would, and we record
 
     state_bytes     StreamingState.nbytes() after N frames
-    peak_rss_bytes  ru_maxrss of a fresh subprocess that ran only this (method, N)
+    peak_rss_bytes  peak RSS (VmHWM) of a fresh subprocess that ran only this (method, N)
                     (includes the ~0.3-0.5 GB of the Python + torch process itself;
                     ``rss_baseline_bytes`` is the same after model build and warm-up)
     ms_per_frame    process CPU time of the stream / N, one torch thread, after a warm-up
@@ -27,12 +31,39 @@ one TTT chunk) like a robot would, and we record
 The default width (d_model 64, 4 heads, 4 layers, 2x2 grid + ego + 3 object slots =
 8 tokens per frame) is chosen so that the full-context baseline at 10,000 frames
 (80,000 tokens) runs for real on a CPU in a few minutes; nothing is extrapolated.
+
+Answering memories (``--memories``, default ``ttt``, ``object_map``, ``full_context``, built by
+``memory.factory.make_memory``), each fed N real frame tokens, one ``observe`` at a time:
+
+    state_bytes           ``state_bytes()`` after N frames
+    state_bytes_max_tail  the largest ``state_bytes()`` over the stream's last 16 frames (``ttt``
+                          buffers up to 7 frames between its chunk steps, so the value after N
+                          frames depends on N mod 8; the tail covers a whole cycle)
+    ms_per_frame          process CPU time of ``observe`` / N, one torch thread, CPU time for the
+                          reason above (``wall_ms_per_frame`` beside it); ``observe_cpu_ms_p50/
+                          p99/max`` per call (``ttt`` does its work every 8th frame)
+    inventory_cpu_ms      one ``inventory()`` after the N frames (``inventory_wall_ms`` beside it)
+    inventory_objects     objects in that inventory (the memory did real work)
+
+Short streams are repeated (fresh ``reset()``) as above, median taken; each memory first
+runs a throwaway warm-up. Tokens: the simulator renders one walk (``--walk-frames``, default
+1,000 frames at 10 Hz, ``--walk-rooms`` 2, scene ``--walk-seed``) once and the label front-end
+tokenises it as ``bench quality`` does. A longer stream replays it: **the walk repeats**, each
+time with every stamp (frame stamp, token time, the ego and object time fields, observation
+stamps) shifted forward by the walk's duration, so stamps keep increasing as a robot's would.
+Copying the tokens happens outside the timed calls. Detections (``--walk-detections``) are exact
+by default, like ``bench node --detector labels``: a replayed exact walk is a robot walking its
+rounds again, while a replayed noisy one repeats every false positive at the same place on every
+round and restarts the pose drift, which no detector does (on the default walk the ``ttt`` map
+then decodes those repeated false positives as objects: 21 at 1,000 frames, 66 at 6,000; 11-14
+with exact detections).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import gc
 import json
 import os
@@ -40,17 +71,27 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from spatial_ttt_ros.bench.results import write_json
+from spatial_ttt_ros.memory.methods import METHODS as MEMORY_METHODS
 
 METHODS = ("ttt", "sliding_window", "full_context")
+MEMORIES = ("ttt", "object_map", "full_context")
+MEMORY_WARMUP_FRAMES = 64
+TAIL_FRAMES = 16  # state_bytes is sampled over the last frames: longer than any chunk buffer
+ONE_MIB = 1 << 20
+TTT_CPU_LIMIT = 3.0  # issue 12: ttt's CPU time per frame at most 3x the object map's
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 1000, 10000], help="stream lengths")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS,
+                        help="backbone variants (none: skip the backbone part)")
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--n-heads", type=int, default=4)
     parser.add_argument("--n-layers", type=int, default=4)
@@ -70,6 +111,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="measure in this process (fast, for tests; peak RSS is then process-wide)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memories", nargs="*", default=list(MEMORIES), choices=MEMORY_METHODS,
+                        help="answering memories (memory/factory.py; none: skip this part)")
+    parser.add_argument("--walk-frames", type=int, default=1000,
+                        help="frames of the rendered walk that longer streams replay (capped at the longest --frames)")
+    parser.add_argument("--walk-rooms", type=int, default=2)
+    parser.add_argument("--walk-seed", type=int, default=8000, help="scene seed of the walk (timed, not scored)")
+    parser.add_argument("--walk-detections", default="exact", choices=("exact", "noisy", "sparse"),
+                        help="detections the walk is tokenised with (exact, or a perception/noise.py preset)")
+    parser.add_argument("--cache", default=None, help="directory that keeps the rendered walk between runs")
 
 
 def base_config(args) -> dict:
@@ -88,6 +138,14 @@ def method_config(base: dict, method: str) -> dict:
 
 
 def _maxrss_bytes() -> int:
+    """Peak RSS of this process. VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a
+    worker would report its parent's peak (the CLI has imported torch and rclpy by then)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
 
 
@@ -307,12 +365,199 @@ def format_table(methods: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- the answering memories
+def load_walk(seed: int, n_rooms: int, n_frames: int, detections: str, cache=None) -> list:
+    """The walk's FrameTokens, rendered (or read from ``cache``) as ``bench quality`` does."""
+    from spatial_ttt_ros.training.learned_data import cached_or_rendered
+
+    return cached_or_rendered(cache, seed, n_rooms, n_frames, (detections,))[detections].tokens
+
+
+def _shifted(tok, dt: float, index: int):
+    """A copy of ``tok`` ``dt`` seconds later, at stream position ``index`` (arrays copied too:
+    a memory may keep the tokens it was given)."""
+    from spatial_ttt_ros.perception.tokens import EGO_FIELDS, OBJ_FIELDS, TIME_SCALE
+
+    ego, objects = tok.ego.copy(), tok.objects.copy()
+    ego[EGO_FIELDS["time"]] += dt * TIME_SCALE
+    objects[tok.object_valid, OBJ_FIELDS["time"]] += dt * TIME_SCALE  # empty slots stay zero
+    obs = [dataclasses.replace(o, stamp=o.stamp + dt, center=o.center.copy(), size=o.size.copy(),
+                               frame_index=index, extras=dict(o.extras)) for o in tok.observations]
+    return dataclasses.replace(tok, stamp=tok.stamp + dt, time=tok.time + dt, frame_index=index, ego=ego,
+                               geometry=tok.geometry.copy(), objects=objects,
+                               object_valid=tok.object_valid.copy(), observations=obs)
+
+
+def replay(walk: list, n: int, period: float) -> Iterator:
+    """``n`` frames: the walk, then the walk again ``period`` seconds later, and so on."""
+    for i in range(n):
+        rep, k = divmod(i, len(walk))
+        yield _shifted(walk[k], rep * period, i)
+
+
+def walk_period(walk: list, rate_hz: float) -> float:
+    """Seconds from the walk's first frame to the first frame of its replay (one frame after its last)."""
+    return float(walk[-1].stamp - walk[0].stamp) + 1.0 / rate_hz
+
+
+def _stream_once(memory, walk: list, n: int, period: float) -> dict:
+    """Reset, feed n frames timing every ``observe``, then time one ``inventory()``."""
+    memory.reset()
+    gc.collect()
+    cpu, wall, tail = [], [], []
+    for i, tok in enumerate(replay(walk, n, period)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        memory.observe(tok)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - t0)
+        if i >= n - TAIL_FRAMES:
+            tail.append(int(memory.state_bytes()))
+    state = int(memory.state_bytes())
+    c0, t0 = time.process_time(), time.perf_counter()
+    inv = memory.inventory()
+    inv_cpu, inv_wall = time.process_time() - c0, time.perf_counter() - t0
+    return {"cpu": cpu, "wall": wall, "state": state, "tail": max(tail), "inv_cpu": inv_cpu,
+            "inv_wall": inv_wall, "objects": len(inv.objects),
+            "room_m2": None if inv.room is None else round(float(inv.room.area_m2), 2)}
+
+
+def measure_memory(memory, walk: list, n: int, period: float, min_frames: int) -> dict:
+    """One (memory, N) row; short streams repeated until ``min_frames`` frames were timed (median)."""
+    reps = max(1, -(-min_frames // n))
+    runs = [_stream_once(memory, walk, n, period) for _ in range(reps)]
+    runs.sort(key=lambda r: sum(r["cpu"]))
+    mid = runs[len(runs) // 2]
+    per_call = 1000.0 * np.array([c for r in runs for c in r["cpu"]])
+    # Deterministic given the tokens: every repetition must agree, or the median would hide it.
+    if len({(r["state"], r["tail"], r["objects"]) for r in runs}) != 1:
+        raise RuntimeError(f"{memory.name}: repetitions of one {n}-frame stream disagree")
+    return {
+        "state_bytes": mid["state"],
+        "state_bytes_max_tail": mid["tail"],
+        "ms_per_frame": 1000.0 * sum(mid["cpu"]) / n,
+        "wall_ms_per_frame": 1000.0 * sum(mid["wall"]) / n,
+        "observe_cpu_ms_p50": float(np.percentile(per_call, 50)),
+        "observe_cpu_ms_p99": float(np.percentile(per_call, 99)),
+        "observe_cpu_ms_max": float(per_call.max()),
+        "inventory_cpu_ms": 1000.0 * sorted(r["inv_cpu"] for r in runs)[len(runs) // 2],
+        "inventory_wall_ms": 1000.0 * sorted(r["inv_wall"] for r in runs)[len(runs) // 2],
+        "inventory_objects": mid["objects"],
+        "room_area_m2": mid["room_m2"],
+        "walk_repeats": -(-n // len(walk)),
+        "repetitions": reps,
+    }
+
+
+def memory_ratios(rows: dict) -> dict:
+    """ttt over each other memory per N, and the issue's targets."""
+    out: dict = {}
+    ttt = rows.get("ttt", {})
+    for other in ("object_map", "full_context"):
+        if other not in rows or not ttt:
+            continue
+        out[f"ttt_over_{other}"] = {
+            f: {k: ttt[f][k] / rows[other][f][k]
+                for k in ("ms_per_frame", "wall_ms_per_frame", "inventory_cpu_ms", "state_bytes") if rows[other][f][k]}
+            for f in ttt if f in rows[other]
+        }
+    targets = {}
+    if ttt:
+        tails = [r["state_bytes_max_tail"] for r in ttt.values()]
+        lo, hi = min(ttt, key=int), max(ttt, key=int)
+        if len(ttt) >= 2:
+            growth = max(tails) / min(tails)
+            targets[f"ttt_state_constant_{lo}_to_{hi}"] = {
+                "value": growth, "limit": "1 (largest state over the last 16 frames, equal at every length)",
+                "pass": growth == 1.0}
+        targets["ttt_state_max_bytes"] = {"value": max(tails), "limit": f"<= 1 MiB ({ONE_MIB})",
+                                          "pass": max(tails) <= ONE_MIB}
+    for f, r in out.get("ttt_over_object_map", {}).items():
+        if "ms_per_frame" in r:
+            targets[f"ttt_cpu_per_frame_over_object_map_{f}"] = {
+                "value": r["ms_per_frame"], "limit": f"<= {TTT_CPU_LIMIT:g}",
+                "pass": r["ms_per_frame"] <= TTT_CPU_LIMIT}
+    out["targets"] = targets
+    return out
+
+
+def format_memory_table(rows: dict) -> str:
+    lines = [f"{'memory':<14}{'frames':>7}{'state KiB':>11}{'tail max KiB':>13}{'cpu ms/fr':>10}{'wall ms/fr':>11}"
+             f"{'p99 ms':>8}{'inv cpu ms':>11}{'objects':>8}"]
+    for name, per_n in rows.items():
+        for f in sorted(per_n, key=int):
+            r = per_n[f]
+            lines.append(f"{name:<14}{int(f):>7}{r['state_bytes'] / 1024:>11.1f}"
+                         f"{r['state_bytes_max_tail'] / 1024:>13.1f}{r['ms_per_frame']:>10.3f}"
+                         f"{r['wall_ms_per_frame']:>11.3f}{r['observe_cpu_ms_p99']:>8.2f}"
+                         f"{r['inventory_cpu_ms']:>11.1f}{r['inventory_objects']:>8d}")
+    return "\n".join(lines)
+
+
+def run_memories(args, frames: list[int]) -> dict:
+    """Measure every ``args.memories`` at every length in ``frames``; returns the JSON section."""
+    from spatial_ttt_ros.memory.factory import make_memory
+    from spatial_ttt_ros.training.learned_data import RATE_HZ
+
+    if args.walk_frames < 1 or args.walk_rooms < 1:
+        raise ValueError("--walk-frames and --walk-rooms must be positive")
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, int(args.threads)))
+    except ImportError:  # object_map alone needs no torch
+        torch = None
+    try:
+        walk_n = min(args.walk_frames, max(frames))  # a walk longer than every stream is never replayed
+        t0 = time.perf_counter()
+        walk = load_walk(args.walk_seed, args.walk_rooms, walk_n, args.walk_detections, args.cache)
+        render_s = time.perf_counter() - t0
+        period = walk_period(walk, RATE_HZ)
+        print(f"  memories: walk of {walk_n} frames ready ({render_s:.0f} s)", file=sys.stderr, flush=True)
+        memories = {name: make_memory(name) for name in args.memories}
+        for memory in memories.values():
+            for tok in replay(walk, MEMORY_WARMUP_FRAMES, period):  # warm-up (allocator, lazy init), thrown away
+                memory.observe(tok)
+            memory.inventory()
+        rows: dict = {name: {} for name in memories}
+        # Lengths outside, memories inside: the memories compared at one length are measured
+        # minutes apart at most, under the same load from other jobs.
+        for n in sorted(frames):
+            for name, memory in memories.items():
+                r = measure_memory(memory, walk, n, period, args.min_timed_frames)
+                memory.reset()  # free a grown state (full context: 0.3 GB at 10,000 frames)
+                rows[name][str(n)] = r
+                print(f"  {name:<15}{n:>7} frames: {r['ms_per_frame']:.3f} ms/frame, inventory "
+                      f"{r['inventory_cpu_ms']:.1f} ms, {r['inventory_objects']} objects, state {r['state_bytes']} B",
+                      file=sys.stderr, flush=True)
+        del memories
+        gc.collect()
+    finally:
+        if torch is not None:
+            torch.set_num_threads(threads)
+    return {
+        "note": ("each memory (memory/factory.py make_memory) is fed N frame tokens of one rendered walk; "
+                 "longer streams replay the walk: it repeats, each time with every stamp shifted forward "
+                 "by the walk's duration (walk.period_s), so stamps keep increasing"),
+        "walk": {"seed": args.walk_seed, "rooms": args.walk_rooms, "frames": walk_n, "rate_hz": RATE_HZ,
+                 "period_s": period, "detections": args.walk_detections, "render_seconds": round(render_s, 1)},
+        "threads": args.threads,
+        "warmup_frames": MEMORY_WARMUP_FRAMES,
+        "min_timed_frames": args.min_timed_frames,
+        "ms_per_frame_note": "process CPU time of observe() / N, one torch thread, median repetition",
+        "methods": rows,
+        "ratios": memory_ratios(rows),
+    }
+
+
 def run(args) -> int:
     if args.worker:
         print(json.dumps(measure(**json.loads(args.worker))))
         return 0
     if any(f < 1 for f in args.frames):
         raise ValueError("--frames must be positive")
+    if not args.methods and not args.memories:
+        raise ValueError("nothing to measure: --methods and --memories are both empty")
     base = base_config(args)
     per_call = args.frames_per_call or args.chunk_frames
     methods: dict = {}
@@ -332,13 +577,20 @@ def run(args) -> int:
         "frames_per_call": per_call,
         "threads": args.threads,
         "flops_note": "FlopCounterMode (matmul/conv flops) over the same stream replayed on the meta device",
-        "peak_rss_note": "ru_maxrss of a fresh process per (method, frames), includes the Python+torch baseline",
+        "peak_rss_note": "VmHWM of a fresh process per (method, frames), includes the Python+torch baseline",
         "methods": methods,
         "ratios": ratios(methods),
     }
-    print(format_table(methods))
-    for name, t in result["ratios"]["targets"].items():
-        print(f"{name:<45} {t['value']:.3f}  ({t['limit']}) {'PASS' if t['pass'] else 'FAIL'}")
+    targets = dict(result["ratios"]["targets"])
+    if methods:
+        print(format_table(methods))
+    if args.memories:
+        result["memories"] = run_memories(args, sorted(args.frames))
+        print(format_memory_table(result["memories"]["methods"]))
+        targets.update(result["memories"]["ratios"]["targets"])
+    for name, t in targets.items():
+        value = f"{t['value']:d}" if isinstance(t["value"], int) else f"{t['value']:.3f}"  # bytes stay whole
+        print(f"{name:<45} {value}  ({t['limit']}) {'PASS' if t['pass'] else 'FAIL'}")
     if args.json:
         write_json(args.json, result)
     return 0
