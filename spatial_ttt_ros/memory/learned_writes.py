@@ -93,8 +93,9 @@ def _objects(ego: Tensor, obj: Tensor, valid: Tensor) -> tuple[WriteTokens, Tens
     frame = torch.nonzero(valid, as_tuple=True)[0]
     obj = obj[valid]  # [N, OBJ_DIM], frame by frame
     n = obj.shape[0]
-    cam = ego[frame][:, EGO_FIELDS["position"]]
-    fwd = ego[frame][:, EGO_FIELDS["forward"]]
+    own = ego[frame]  # [N, EGO_DIM]: each token's frame
+    cam = own[:, EGO_FIELDS["position"]]
+    fwd = own[:, EGO_FIELDS["forward"]]
     c = obj[:, OBJ_FIELDS["center"]]
     size = obj[:, OBJ_FIELDS["size"]].clamp_min(0.01)
     t = obj[:, OBJ_FIELDS["time"]]
@@ -108,7 +109,7 @@ def _objects(ego: Tensor, obj: Tensor, valid: Tensor) -> tuple[WriteTokens, Tens
     d = c - cam
     rng = d.norm(dim=-1).clamp_min(1e-3)
     off_axis = torch.acos(((d * fwd).sum(-1) / rng).clamp(-1.0, 1.0))
-    frame_valid = ego[frame][:, EGO_FIELDS["valid_fraction"]][:, 0]
+    frame_valid = own[:, EGO_FIELDS["valid_fraction"]][:, 0]
     lr_in = torch.stack([obj[:, OBJ_FIELDS["score"]][:, 0], rng / 4.0, off_axis, frame_valid, size.log().sum(-1) / 3.0], -1)
     return WriteTokens(c[:, :2], target, torch.ones(n, N_CHANNELS), lr_in, torch.full((n,), KIND_OBJECT)), frame
 
