@@ -108,10 +108,14 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
     ``narrow = (columns [J] bool, channels)``: those channels are written on those key columns only
     (the births, on the finest level); None: every channel on every column.
     """
-    e, c = w.shape[0], N_CHANNELS
-    values, acc = w[:, :c], w[:, CH_ACC]
+    c = N_CHANNELS
+    # Only the entries the chunk's keys touch can change (elsewhere the step is 0 / den = 0), so the
+    # step is computed on those rows alone and put back: a chunk costs what it writes, not the table.
+    rows, local = _touched(w.shape[0], index)  # [U] entries, [N, J] positions in rows
+    u = rows.shape[0]
+    values, acc = w[rows, :c], w[rows, CH_ACC]
     if error_term:
-        err = (read(values, index, weight) if pred is None else pred[:, :c]) - target  # [N, C]
+        err = (read(w[:, :c], index, weight) if pred is None else pred[:, :c]) - target  # [N, C]
     else:
         err = -target
     if narrow is not None:
@@ -121,19 +125,19 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         eta_n, eta = eta[:, chans], eta * keep  # the narrowed channels are stepped on their own columns below
         err_n = err[:, chans]
     g = (eta * err).unsqueeze(1) * weight.unsqueeze(-1)  # [N, J, C]
-    flat = index.reshape(-1)
-    grad = _sum_into(e, flat, g)
+    flat = local.reshape(-1)
+    grad = _sum_into(u, flat, g)
     if narrow is not None:
-        wn, flat_n = weight[:, cols], index[:, cols].reshape(-1)
-        grad = _put(grad, chans, _sum_into(e, flat_n, (eta_n * err_n).unsqueeze(1) * wn.unsqueeze(-1)))  # [N, Jn, Cn]
+        wn, flat_n = weight[:, cols], local[:, cols].reshape(-1)
+        grad = _put(grad, chans, _sum_into(u, flat_n, (eta_n * err_n).unsqueeze(1) * wn.unsqueeze(-1)))  # [N, Jn, Cn]
     if not error_term:
-        return torch.cat([values - grad, acc.unsqueeze(-1)], -1)
+        return w.index_copy(0, rows, torch.cat([values - grad, acc.unsqueeze(-1)], -1))
     # Row sums of the curvature sum_i eta_i h_i h_i^T (weights are >= 0): a Jacobi step divided by them
     # never overshoots (a per-entry diagonal alone diverges when many tokens share spread-out keys).
     curv = eta.unsqueeze(1) * (weight * weight.sum(-1, keepdim=True)).unsqueeze(-1)  # [N, J, C]
-    h = _sum_into(e, flat, curv)
+    h = _sum_into(u, flat, curv)
     if narrow is not None:
-        h = _put(h, chans, _sum_into(e, flat_n, eta_n.unsqueeze(1) * (wn * wn.sum(-1, keepdim=True)).unsqueeze(-1)))
+        h = _put(h, chans, _sum_into(u, flat_n, eta_n.unsqueeze(1) * (wn * wn.sum(-1, keepdim=True)).unsqueeze(-1)))
     den = h.clamp_min(1.0)
     if accumulate:
         # Every ACCUMULATED channel gets the same rate from a token, so the class channel's curvature is theirs.
@@ -141,11 +145,21 @@ def step(w: Tensor, index: Tensor, weight: Tensor, target: Tensor, eta: Tensor, 
         acc_cols = torch.zeros(c, dtype=torch.bool, device=w.device)
         acc_cols[list(ACCUMULATED)] = True
         den = torch.where(acc_cols, torch.maximum(den, acc.unsqueeze(-1)), den)  # never below h: no overshoot
-    return torch.cat([values - grad / den, acc.unsqueeze(-1)], -1)
+    return w.index_copy(0, rows, torch.cat([values - grad / den, acc.unsqueeze(-1)], -1))
+
+
+def _touched(e: int, index: Tensor) -> tuple[Tensor, Tensor]:
+    """index [N, J] entries of an [e]-row table -> (the rows used, ascending [U]; index as positions in them [N, J])."""
+    hit = torch.zeros(e, dtype=torch.bool, device=index.device)
+    hit[index.reshape(-1)] = True
+    rows = torch.nonzero(hit).squeeze(1)
+    pos = torch.empty(e, dtype=torch.long, device=index.device)
+    pos[rows] = torch.arange(rows.shape[0], device=index.device)
+    return rows, pos[index]
 
 
 def _sum_into(e: int, flat: Tensor, src: Tensor) -> Tensor:
-    """src [N, J, C] summed into the rows ``flat`` ([N * J] entry indices) of an [e, C] zero tensor."""
+    """src [N, J, C] summed into the rows ``flat`` ([N * J] row indices) of an [e, C] zero tensor."""
     return torch.zeros(e, src.shape[-1], dtype=src.dtype, device=src.device).index_add(0, flat, src.reshape(-1, src.shape[-1]))
 
 
